@@ -48,10 +48,12 @@ pub struct SimConfig {
     /// Largest datagram a node may send. A larger one is a bug in the node:
     /// it is dropped and counted in [`Drops::oversize`](super::Drops::oversize).
     pub mtu: usize,
-    /// How many inputs (deliveries, timeouts, commands) and outputs one node
-    /// drain may take at a single instant before the run is stopped with
+    /// How many inputs (deliveries, timeouts, commands, across all nodes)
+    /// one instant may take, and how many outputs one drain of one node may
+    /// yield, before the run is stopped with
     /// [`SimError::Stalled`](super::SimError::Stalled). Guards against an
-    /// endpoint that never lets time advance.
+    /// endpoint that never lets time advance; raise it for huge clusters
+    /// over links with no latency.
     pub max_steps_per_instant: u32,
 }
 

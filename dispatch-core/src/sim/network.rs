@@ -191,8 +191,8 @@ impl<E: Endpoint<Addr = SimAddr>> Sim<E> {
 
     /// Calls `f` with node `i`'s endpoint and the current time (a local
     /// command, such as registering a service or leaving gracefully), then
-    /// drains the node's outputs. Fails, changing nothing, if the node is
-    /// down.
+    /// drains the node's outputs. Fails without calling `f` if the node is
+    /// down or the simulation has stopped.
     ///
     /// # Panics
     /// If `i` is not a node index.
