@@ -12,4 +12,6 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod sim;
 pub mod time;
+pub mod transmit;
