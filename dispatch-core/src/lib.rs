@@ -6,12 +6,18 @@
 //! local command) is fed to a value, and every output is drained from it.
 //!
 //! - [`time`]: the [`Instant`](time::Instant) the driver feeds in.
+//! - [`transmit`]: where a datagram the core wrote goes.
+//! - [`rng`]: the seeded generator behind every random choice.
+//! - [`sim`]: a deterministic simulated network that runs many endpoints in
+//!   virtual time, for tests.
 #![no_std]
 
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod rng;
 pub mod sim;
 pub mod time;
+pub mod transfer;
 pub mod transmit;

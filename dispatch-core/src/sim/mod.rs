@@ -68,13 +68,12 @@
 mod config;
 mod endpoint;
 mod network;
-mod rng;
 mod seeds;
 mod stats;
 
+pub use crate::rng::{Rng, PPM};
 pub use config::{LinkConfig, SimConfig};
 pub use endpoint::{Endpoint, SimAddr};
 pub use network::{Sim, SimError, TimedEvent};
-pub use rng::{Rng, PPM};
 pub use seeds::{check_seeds, run_seeds, SeedFailure, SEED_ENV};
 pub use stats::{Drops, NodeStats};

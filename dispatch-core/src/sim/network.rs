@@ -10,8 +10,8 @@ use core::time::Duration;
 
 use super::config::{LinkConfig, SimConfig};
 use super::endpoint::{Endpoint, SimAddr};
-use super::rng::Rng;
 use super::stats::NodeStats;
+use crate::rng::Rng;
 use crate::time::{duration_micros, Instant};
 use crate::transmit::{Destination, Transmit};
 

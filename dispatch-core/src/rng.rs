@@ -1,8 +1,9 @@
-//! The simulator's pseudo-random number generator.
+//! The seeded pseudo-random generator of the core and its simulator.
 //!
 //! xoshiro256** seeded through splitmix64: small, fast, no dependency, and
 //! the same sequence on every platform, so a seed replays the same run
-//! anywhere. Not for cryptography.
+//! anywhere. The node draws from it for its own choices (transfer identifiers,
+//! timer jitter) with a seed from its configuration. Not for cryptography.
 
 /// A seeded xoshiro256** generator. The same seed gives the same sequence on
 /// every platform.
