@@ -71,6 +71,15 @@ trait Router: Clone {
     fn lookup(&self, key: &[u8]) -> u32;
     fn top3(&self, key: &[u8], out: &mut [u32; 3]);
 
+    /// The set `ids`, added in this order.
+    fn build(ids: &[u32]) -> Self {
+        let mut r = Self::empty();
+        for &id in ids {
+            r.add(id);
+        }
+        r
+    }
+
     /// The set `ids` reached through a history picked by `rng`; the default
     /// shuffles the order and lets transient members come and go.
     fn history(ids: &[u32], rng: &mut Rng) -> Self {
@@ -270,18 +279,38 @@ impl Router for Vnodes {
         Vnodes { points: Vec::new() }
     }
     fn add(&mut self, id: u32) {
-        for i in 0..VNODES {
-            let p = (Self::point(id, i), id);
-            if let Err(at) = self.points.binary_search(&p) {
-                self.points.insert(at, p);
-            }
-        }
+        let mut new: Vec<(u64, u32)> = (0..VNODES).map(|i| (Self::point(id, i), id)).collect();
+        new.sort_unstable();
+        // Two sorted runs: the stable sort merges them in linear time.
+        self.points.extend(new);
+        self.points.sort();
     }
     fn remove(&mut self, id: u32) {
         self.points.retain(|p| p.1 != id);
     }
     fn lookup(&self, key: &[u8]) -> u32 {
         self.points[self.first(key)].1
+    }
+
+    /// The default history, in batches: one point insertion at a time is
+    /// quadratic at n = 10000.
+    fn history(ids: &[u32], rng: &mut Rng) -> Self {
+        let mut order = ids.to_vec();
+        rng.shuffle(&mut order);
+        let ghosts: std::collections::HashSet<u32> =
+            (0..ids.len() / 8).map(|_| ghost(rng, ids)).collect();
+        let mut r = Self::build(&order.iter().chain(&ghosts).copied().collect::<Vec<_>>());
+        r.points.retain(|p| !ghosts.contains(&p.1));
+        r
+    }
+
+    fn build(ids: &[u32]) -> Self {
+        let mut points: Vec<(u64, u32)> = ids
+            .iter()
+            .flat_map(|&id| (0..VNODES).map(move |i| (Self::point(id, i), id)))
+            .collect();
+        points.sort_unstable();
+        Vnodes { points }
     }
     fn top3(&self, key: &[u8], out: &mut [u32; 3]) {
         let mut at = self.first(key);
@@ -370,10 +399,7 @@ fn measure<R: Router>(n: usize, all_keys: &[[u8; 8]], seed: u64) -> Row {
             ids.push(id);
         }
     }
-    let mut base = R::empty();
-    for &id in &ids {
-        base.add(id);
-    }
+    let base = R::build(&ids);
 
     // Calibrate on a small sample to pick how many keys fit the budgets.
     let sample = &all_keys[..all_keys.len().min(2000)];
@@ -454,7 +480,7 @@ fn measure<R: Router>(n: usize, all_keys: &[[u8; 8]], seed: u64) -> Row {
     // Histories ending in the same set.
     let mut disagree = vec![false; event_keys.len()];
     for h in 0..HISTORIES {
-        let r = R::history(&ids, &mut Rng(seed ^ (h as u64 + 1) * 0x1234_5678_9ABC));
+        let r = R::history(&ids, &mut Rng(seed ^ ((h as u64 + 1) * 0x1234_5678_9ABC)));
         for ((d, k), b) in disagree.iter_mut().zip(event_keys).zip(&base_owner) {
             *d |= r.lookup(k) != *b;
         }
@@ -500,6 +526,7 @@ fn main() {
 
     let mut rows = Vec::new();
     for &n in ns {
+        eprintln!("measuring n = {n}");
         let row = [
             measure::<Dispatch>(n, &keys, seed),
             measure::<JumpSorted>(n, &keys, seed),

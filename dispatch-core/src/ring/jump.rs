@@ -18,23 +18,57 @@
 //! below `2^i`. This is the exact jump-hash distribution (the idea behind
 //! JumpBackHash), so with every slot of `[0, c)` usable the owner is the
 //! jump-hash bucket, uniform over the slots. Draws are integer-only: a
-//! 64x64→128 multiply-shift of a splitmix64 output.
+//! wyrand step (one 64x64→128 multiply) per draw, scaled to the range by a
+//! multiply-shift.
 
 use super::Slot;
 
-/// splitmix64's increment: the stream of one interval steps by it.
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Spreads interval numbers apart so that their streams do not overlap.
 const INTERVAL: u64 = 0xD1B5_4A32_D192_ED03;
+/// wyrand's increment and xor constant: the draw stream of one interval.
+const WY_ADD: u64 = 0xA076_1D64_78BD_642F;
+const WY_XOR: u64 = 0xE703_7ED1_A0B4_28DB;
 /// Salt of the per-(replica, round) seeds.
 const ROUND: u64 = 0x8CB9_2BA7_2F3D_8DD7;
+/// Replicas and rounds whose seed salts are precomputed.
+const TABLE: usize = 8;
 
 /// splitmix64's output function: a bijective 64-bit mixer.
 #[inline(always)]
-pub(crate) fn mix(mut z: u64) -> u64 {
+pub(crate) const fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The salt of replica `replica`, round `round`.
+const fn salt(replica: u32, round: u32) -> u64 {
+    let tag = ((replica as u64) << 32) | round as u64;
+    mix(tag.wrapping_mul(ROUND).wrapping_add(WY_ADD))
+}
+
+/// [`salt`] for the first replicas and rounds, so that a lookup does not
+/// compute it.
+const SALTS: [[u64; TABLE]; TABLE] = {
+    let mut t = [[0; TABLE]; TABLE];
+    let mut r = 0;
+    while r < TABLE {
+        let mut k = 0;
+        while k < TABLE {
+            t[r][k] = salt(r as u32, k as u32);
+            k += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
+/// The next word of a wyrand stream: one 64x64→128 multiply.
+#[inline(always)]
+fn draw(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(WY_ADD);
+    let r = u128::from(*state) * u128::from(*state ^ WY_XOR);
+    (r as u64) ^ ((r >> 64) as u64)
 }
 
 /// A uniform integer in `[0, p)` from a uniform 64-bit `word` (Lemire's
@@ -53,9 +87,10 @@ fn below(word: u64, p: u64) -> u64 {
 pub(crate) fn seed(hash: u64, replica: u32, round: u32) -> u64 {
     if replica == 0 && round == 0 {
         hash
+    } else if (replica as usize) < TABLE && (round as usize) < TABLE {
+        mix(hash ^ SALTS[replica as usize][round as usize])
     } else {
-        let tag = (u64::from(replica) << 32) | u64::from(round);
-        mix(hash ^ mix(tag.wrapping_mul(ROUND).wrapping_add(GAMMA)))
+        mix(hash ^ salt(replica, round))
     }
 }
 
@@ -75,14 +110,14 @@ pub(crate) fn probe(seed: u64, max: Slot, mut usable: impl FnMut(Slot) -> bool) 
             nonempty ^= 1 << i;
             let lo = 1u64 << i;
             let mut state = seed.wrapping_add(u64::from(i + 1).wrapping_mul(INTERVAL));
-            let mut x = lo + below(mix(state), lo);
+            // The largest point: uniform in [2^i, 2^(i+1)), from the top i bits.
+            let mut x = lo + ((draw(&mut state) >> 1) >> (63 - i));
             loop {
                 // x < 2^32 since i <= 31.
                 if x <= u64::from(max) && usable(x as Slot) {
                     return Some(x as Slot);
                 }
-                state = state.wrapping_add(GAMMA);
-                x = below(mix(state), x);
+                x = below(draw(&mut state), x);
                 if x < lo {
                     break;
                 }
@@ -100,7 +135,7 @@ pub(crate) fn probe(seed: u64, max: Slot, mut usable: impl FnMut(Slot) -> bool) 
 /// distinct slots get distinct weights.
 #[inline]
 pub(crate) fn fallback_weight(seed: u64, slot: Slot) -> u64 {
-    mix(seed ^ mix(u64::from(slot).wrapping_add(GAMMA)))
+    mix(seed ^ mix(u64::from(slot).wrapping_add(WY_ADD)))
 }
 
 #[cfg(test)]
