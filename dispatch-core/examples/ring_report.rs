@@ -409,7 +409,9 @@ fn measure<R: Router>(n: usize, all_keys: &[[u8; 8]], seed: u64) -> Row {
     let t = Instant::now();
     black_box(tops(&base, sample));
     let est_top3 = t.elapsed().as_nanos() as f64 / sample.len() as f64;
-    let fit = |budget: f64, per_key: f64| ((budget / per_key) as usize).clamp(200, all_keys.len());
+    let fit = |budget: f64, per_key: f64| {
+        ((budget / per_key) as usize).clamp(all_keys.len().min(200), all_keys.len())
+    };
     let keys = &all_keys[..fit(TIMING_BUDGET_NS, est_lookup + est_top3)];
     let passes =
         (LEAVES + JOINS + HISTORIES) as f64 * est_lookup + (LEAVES + JOINS) as f64 * est_top3;
