@@ -185,13 +185,8 @@ impl<K: Ord + Clone> Ring<K> {
     pub fn lookup_slot(&self, hash: u64, routing: Routing) -> Option<Slot> {
         let occ = self.occupancy(routing);
         let max = occ.max()?;
-        for round in 0..ROUNDS {
-            if let Some(s) = probe(seed(hash, 0, round), max, |s| occ.contains(s)) {
-                return Some(s);
-            }
-        }
-        let fb = seed(hash, 0, ROUNDS);
-        occ.iter().max_by_key(|&s| fallback_weight(fb, s))
+        probe(seed(hash, 0, 0), max, |s| occ.contains(s))
+            .or_else(|| Self::retry(occ, hash, 0, max, &[]))
     }
 
     /// Fills `out` with distinct slots for the key whose [`key_hash`] is
@@ -203,6 +198,7 @@ impl<K: Ord + Clone> Ring<K> {
     /// vacant. So each member is in about `n/N` of the lists, and when one
     /// member leaves or joins, a list changes in the position it held or
     /// takes, and rarely in another.
+    #[inline]
     pub fn lookup_n_slots(&self, hash: u64, routing: Routing, out: &mut [Slot]) -> usize {
         let occ = self.occupancy(routing);
         let Some(max) = occ.max() else {
@@ -211,15 +207,10 @@ impl<K: Ord + Clone> Ring<K> {
         let n = out.len().min(occ.len() as usize);
         for replica in 0..n {
             let (chosen, rest) = out.split_at_mut(replica);
-            let usable = |s: Slot| occ.contains(s) && !chosen.contains(&s);
-            let found = (0..ROUNDS)
-                .find_map(|round| probe(seed(hash, replica as u32, round), max, usable))
-                .or_else(|| {
-                    let fb = seed(hash, replica as u32, ROUNDS);
-                    occ.iter()
-                        .filter(|&s| !chosen.contains(&s))
-                        .max_by_key(|&s| fallback_weight(fb, s))
-                });
+            let found = probe(seed(hash, replica as u32, 0), max, |s| {
+                occ.contains(s) && !chosen.contains(&s)
+            })
+            .or_else(|| Self::retry(occ, hash, replica as u32, max, chosen));
             match found {
                 Some(s) => rest[0] = s,
                 // Unreachable: fewer than `occ.len()` slots are chosen.
@@ -227,6 +218,22 @@ impl<K: Ord + Clone> Ring<K> {
             }
         }
         n
+    }
+
+    /// Rounds `1..ROUNDS` of `replica`, then the highest-random-weight
+    /// fallback over the usable slots: the rare path of a sparse ring.
+    #[cold]
+    #[inline(never)]
+    fn retry(occ: &Occupancy, hash: u64, replica: u32, max: Slot, chosen: &[Slot]) -> Option<Slot> {
+        let usable = |s: Slot| occ.contains(s) && !chosen.contains(&s);
+        (1..ROUNDS)
+            .find_map(|round| probe(seed(hash, replica, round), max, usable))
+            .or_else(|| {
+                let fb = seed(hash, replica, ROUNDS);
+                occ.iter()
+                    .filter(|s| !chosen.contains(s))
+                    .max_by_key(|&s| fallback_weight(fb, s))
+            })
     }
 
     /// The lowest slot that no member claims, where this node should register
