@@ -504,6 +504,16 @@ fn measure<R: Router>(n: usize, all_keys: &[[u8; 8]], seed: u64) -> Row {
     }
 }
 
+/// `a / b` with three significant digits.
+fn ratio(a: f64, b: f64) -> String {
+    let r = a / b;
+    if r.is_finite() && r != 0.0 && r < 0.01 {
+        format!("{r:.2e}")
+    } else {
+        format!("{r:.3}")
+    }
+}
+
 /// A JSON number, or null for NaN (no key was owned by a leaver).
 fn num(x: f64) -> String {
     if x.is_finite() {
@@ -608,68 +618,82 @@ fn main() {
             .filter(|r| r.n == n && r.algorithm != Dispatch::NAME)
         {
             println!(
-                "  n={:<6} vs {:<12} ns/lookup {:>8.3}  ns/top3 {:>8.3}  moved/owned {:>8.4}  churn3 {:>7.3}",
+                "  n={:<6} vs {:<12} ns/lookup {:>9}  ns/top3 {:>9}  moved/owned {:>9}  churn3 {:>7}",
                 n,
                 r.algorithm,
-                ours.ns_per_lookup / r.ns_per_lookup,
-                ours.ns_per_top3 / r.ns_per_top3,
-                ours.moved_over_owned / r.moved_over_owned,
-                ours.top3_churn / r.top3_churn,
+                ratio(ours.ns_per_lookup, r.ns_per_lookup),
+                ratio(ours.ns_per_top3, r.ns_per_top3),
+                ratio(ours.moved_over_owned, r.moved_over_owned),
+                ratio(ours.top3_churn, r.top3_churn),
             );
         }
     }
     println!();
+    // The goals are set for n = 1000. A quick run (n = 10, 100) checks only
+    // those that hold at any n: the timing, balance and churn figures of
+    // small rings are not comparable.
     let goal_n = if quick { 100 } else { 1000 };
     let ours = rows
         .iter()
         .find(|r| r.n == goal_n && r.algorithm == Dispatch::NAME)
         .expect("measured");
-    println!(
-        "goals at n={goal_n}{}:",
-        if quick {
-            " (quick run: the goals are set for n=1000)"
-        } else {
-            ""
-        }
-    );
+    let (fmt3, fmt4) = (|x: f64| format!("{x:.3}"), |x: f64| format!("{x:.4}"));
     let goals = [
         (
+            false,
             "ns per lookup <= 15",
             ours.ns_per_lookup <= 15.0,
             format!("{:.1}", ours.ns_per_lookup),
         ),
         (
+            false,
             "ns per top-3 <= 40",
             ours.ns_per_top3 <= 40.0,
             format!("{:.1}", ours.ns_per_top3),
         ),
         (
+            false,
             "max/mean within 2% of the random floor",
             ours.max_over_mean <= ours.random_floor * 1.02,
-            format!("{:.3} vs {:.3}", ours.max_over_mean, ours.random_floor),
+            format!(
+                "{} vs {}",
+                fmt3(ours.max_over_mean),
+                fmt3(ours.random_floor)
+            ),
         ),
         (
+            true,
             "moved/owned <= 1.01",
             ours.moved_over_owned <= 1.01,
-            format!("{:.4}", ours.moved_over_owned),
+            fmt4(ours.moved_over_owned),
         ),
         (
+            true,
             "no key moved to a non-joiner",
             ours.moved_to_non_joiners == 0,
             ours.moved_to_non_joiners.to_string(),
         ),
         (
+            false,
             "top-3 churn <= 1.05",
             ours.top3_churn <= 1.05,
-            format!("{:.4}", ours.top3_churn),
+            fmt4(ours.top3_churn),
         ),
         (
+            true,
             "zero disagreement",
             ours.disagreements == 0,
             ours.disagreements.to_string(),
         ),
     ];
-    for (what, ok, value) in goals {
-        println!("  [{}] {what}: {value}", if ok { "ok" } else { "MISSED" });
+    if quick {
+        println!("goals (quick run, n={goal_n}: only those that hold at any n; the others are set for n=1000):");
+    } else {
+        println!("goals at n={goal_n}:");
+    }
+    for (any_n, what, ok, value) in goals {
+        if any_n || !quick {
+            println!("  [{}] {what}: {value}", if ok { "ok" } else { "MISSED" });
+        }
     }
 }

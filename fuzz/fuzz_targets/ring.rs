@@ -99,7 +99,8 @@ fuzz_target!(|input: Input| {
     }
 
     // Minimal disruption: a leave moves only the leaver's keys (or hands
-    // them to the contender that takes its slot).
+    // them to the contender that takes its slot). Read backwards, the same
+    // pair of rings checks that a join moves keys only to the joiner.
     for &(leaver, slot, _) in set.iter().take(4) {
         let mut after = ring.clone();
         after.remove(&leaver);
