@@ -31,7 +31,10 @@ fn answers(r: &Ring<u8>, keys: &[[u8; 4]]) -> Vec<(Option<u8>, Vec<u8>)> {
         for routing in BOTH {
             out.push((
                 r.lookup(k, routing).copied(),
-                r.lookup_n::<5>(k, 5, routing).into_iter().copied().collect(),
+                r.lookup_n::<5>(k, 5, routing)
+                    .into_iter()
+                    .copied()
+                    .collect(),
             ));
         }
     }
@@ -55,8 +58,16 @@ fuzz_target!(|input: Input| {
             }
         }
     }
-    let set: Vec<(u8, Slot, bool)> = ring.members().map(|(k, m)| (*k, m.slot, m.online)).collect();
-    let mut keys: Vec<[u8; 4]> = input.keys.iter().take(32).map(|k| k.to_le_bytes()).collect();
+    let set: Vec<(u8, Slot, bool)> = ring
+        .members()
+        .map(|(k, m)| (*k, m.slot, m.online))
+        .collect();
+    let mut keys: Vec<[u8; 4]> = input
+        .keys
+        .iter()
+        .take(32)
+        .map(|k| k.to_le_bytes())
+        .collect();
     keys.extend((0..16u32).map(|k| k.to_le_bytes()));
 
     // Purity: the same set in ascending and descending order answers alike.
