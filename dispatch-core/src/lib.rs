@@ -10,12 +10,15 @@
 //! - [`rng`]: the seeded generator behind every random choice.
 //! - [`sim`]: a deterministic simulated network that runs many endpoints in
 //!   virtual time, for tests.
+//! - [`ring`]: the hash ring that routes a key to the instances of a service
+//!   type.
 #![no_std]
 
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod ring;
 pub mod rng;
 pub mod sim;
 pub mod time;
