@@ -63,7 +63,7 @@ pub struct WireEntry<'a> {
 }
 
 /// One stored entry. The id and the user data share one allocation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// `id` bytes then `data` bytes.
     pub(crate) bytes: Box<[u8]>,

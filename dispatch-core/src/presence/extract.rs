@@ -79,12 +79,6 @@ impl Presence {
                     end: sec.clock,
                 });
             }
-            self.check_entries(&sec.entries, sec.since, sec.clock)?;
-            check_increasing(&sec.alive_before, 0, sec.since)?;
-            let max = self.config.max_entries_per_replica;
-            if sec.alive_before.len() > max as usize {
-                return Err(MergeError::TooManyEntries { max });
-            }
             let Some(target) = target else {
                 stale += 1;
                 continue;
@@ -96,6 +90,13 @@ impl Presence {
             if c < sec.since {
                 gaps += 1;
                 continue;
+            }
+            // Sections we skip are not read further, so they need no more checks.
+            self.check_entries(&sec.entries, sec.since, sec.clock)?;
+            check_increasing(&sec.alive_before, 0, sec.since)?;
+            let max = self.config.max_entries_per_replica;
+            if sec.alive_before.len() > max as usize {
+                return Err(MergeError::TooManyEntries { max });
             }
             if matches!(target, Target::New) {
                 new_replicas += 1;

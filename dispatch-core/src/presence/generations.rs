@@ -13,7 +13,7 @@ use super::delta::Delta;
 use super::{Presence, ME};
 
 /// A compacted delta of our operations since `start`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Window {
     /// Our clock when the window (re)started.
     pub(crate) start: u64,

@@ -82,7 +82,7 @@ pub struct Summary {
 /// so that down, up and purge cost time in proportion to that replica; and
 /// three keyed-hash indexes of `u32` ((replica, type, id), (replica, clock)
 /// and id). Merging a delta costs time in proportion to the delta.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
     hasher: Keyed,

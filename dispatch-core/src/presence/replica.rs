@@ -46,7 +46,7 @@ pub struct ReplicaInfo<'a> {
     pub entries: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ReplicaSlot {
     pub(crate) id: ReplicaId,
     pub(crate) clock: u64,

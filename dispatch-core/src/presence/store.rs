@@ -25,7 +25,7 @@ pub(crate) enum ChangeRec {
 
 /// The members of a type: slab indexes in read order. One member, the
 /// common case for types named after an instance, needs no allocation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Members {
     One(u32),
     Many(Vec<u32>),
@@ -66,7 +66,7 @@ impl Members {
 }
 
 /// An interned service type.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
     pub(crate) name: Box<str>,
     pub(crate) members: Members,
