@@ -5,6 +5,7 @@
 //! clock and starts no thread. Every input (a datagram, the current time, a
 //! local command) is fed to a value, and every output is drained from it.
 //!
+//! - [`presence`]: the replicated set of service entries, a delta-CRDT.
 //! - [`time`]: the [`Instant`](time::Instant) the driver feeds in.
 //! - [`transmit`]: where a datagram the core wrote goes.
 //! - [`rng`]: the seeded generator behind every random choice.
@@ -18,6 +19,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod presence;
 pub mod ring;
 pub mod rng;
 pub mod sim;

@@ -1,0 +1,326 @@
+//! Deltas: a contiguous clock range of one replica's operations.
+
+use alloc::vec::Vec;
+use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
+
+use super::entry::WireEntry;
+use super::error::MergeError;
+use super::replica::ReplicaId;
+use super::{Presence, Summary};
+
+/// The operations of one replica with clocks in `(start, end]`, compacted.
+///
+/// `adds` are all entries added in the range that are alive at `end`, in
+/// increasing clock order; `removes` are the dots `<= start` removed in the
+/// range, increasing. An entry added and removed inside the range appears in
+/// neither: a receiver that has it learns of its removal because it is not
+/// among `adds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta<'a> {
+    /// The replica whose operations these are.
+    pub replica: ReplicaId,
+    /// The clock before the first operation.
+    pub start: u64,
+    /// The clock after the last operation.
+    pub end: u64,
+    /// Entries added in `(start, end]` and alive at `end`.
+    #[serde(borrow)]
+    pub adds: Vec<WireEntry<'a>>,
+    /// Dots `<= start` removed in the range.
+    pub removes: Vec<u64>,
+}
+
+/// Where the data of a replica goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    /// A known replica slot and our clock for it.
+    Known(u32, u64),
+    /// A newer incarnation of the replica in this slot: retire it first.
+    Replace(u32),
+    /// A replica we do not know.
+    New,
+}
+
+impl Target {
+    pub(crate) fn clock(self) -> u64 {
+        match self {
+            Target::Known(_, c) => c,
+            Target::Replace(_) | Target::New => 0,
+        }
+    }
+
+    pub(crate) fn slot(self) -> Option<u32> {
+        match self {
+            Target::Known(s, _) => Some(s),
+            Target::Replace(_) | Target::New => None,
+        }
+    }
+}
+
+impl Presence {
+    /// Merges a delta from another replica and returns the diff.
+    ///
+    /// With our clock `c` for its replica: a delta starting after `c` is
+    /// refused with [`MergeError::Gap`] (ask for a catch-up); a delta ending
+    /// at or before `c` changes nothing. Otherwise its removes apply, our
+    /// entries in `(start, c]` missing from `adds` are removed, adds after
+    /// `c` are inserted and `c` becomes `end`. Idempotent; tolerates overlap
+    /// and replay. Costs time in proportion to the delta. The delta is
+    /// validated fully first: on error the set is unchanged.
+    pub fn merge_delta(&mut self, d: &Delta<'_>) -> Result<Summary, MergeError> {
+        let target = self
+            .resolve(&d.replica, true)?
+            .expect("deltas never skip: stale is an error");
+        if d.start > d.end {
+            return Err(MergeError::BadRange {
+                start: d.start,
+                end: d.end,
+            });
+        }
+        let c = target.clock();
+        if d.start > c {
+            return Err(MergeError::Gap {
+                have: c,
+                need: d.start,
+            });
+        }
+        self.check_entries(&d.adds, d.start, d.end)?;
+        check_increasing(&d.removes, 0, d.start)?;
+        let max = self.config.max_entries_per_replica;
+        if d.removes.len() > max as usize {
+            return Err(MergeError::TooManyEntries { max });
+        }
+        if d.end <= c && matches!(target, Target::Known(..)) {
+            self.begin();
+            return Ok(Summary::default());
+        }
+        let mut doomed = Vec::new();
+        if let Some(s) = target.slot() {
+            doomed.extend(d.removes.iter().filter_map(|&dot| self.find_dot(s, dot)));
+            for i in self.alive_in_range(s, d.start, c) {
+                if !contains_clock(&d.adds, self.record(i).clock) {
+                    doomed.push(i);
+                }
+            }
+        }
+        let gone = |p: &Presence, i: u32| {
+            let ck = p.record(i).clock;
+            if ck <= d.start {
+                d.removes.binary_search(&ck).is_ok()
+            } else {
+                !contains_clock(&d.adds, ck)
+            }
+        };
+        let new = self.check_new(target, &d.adds, c, &doomed, gone)?;
+        self.begin();
+        let s = self.target_slot(target, &d.replica);
+        for i in doomed {
+            self.remove_record(i, true);
+        }
+        self.insert_all(s, &d.adds, c, new);
+        let slot = self.replicas[s as usize]
+            .as_mut()
+            .expect("target slot is live");
+        slot.clock = slot.clock.max(d.end);
+        Ok(self.summary())
+    }
+
+    /// Decides where data from `id` goes. `Ok(None)`: skip it as stale
+    /// (only when `stale_is_error` is false).
+    pub(crate) fn resolve(
+        &self,
+        id: &ReplicaId,
+        stale_is_error: bool,
+    ) -> Result<Option<Target>, MergeError> {
+        let max = self.config.max_name_len;
+        if id.name.len() > max as usize {
+            return Err(MergeError::NameTooLong {
+                len: id.name.len(),
+                max,
+            });
+        }
+        let Some(r) = self.find_replica(&id.name) else {
+            let max = self.config.max_replicas;
+            if self.replica_idx.len() >= max as usize {
+                return Err(MergeError::TooManyReplicas { max });
+            }
+            return Ok(Some(Target::New));
+        };
+        let known = &self.replica(r).id;
+        if id.incarnation < known.incarnation {
+            if stale_is_error {
+                return Err(MergeError::StaleIncarnation {
+                    have: known.incarnation,
+                    got: id.incarnation,
+                });
+            }
+            return Ok(None);
+        }
+        if r == super::ME {
+            return Err(MergeError::OwnReplica);
+        }
+        if id.incarnation == known.incarnation {
+            Ok(Some(Target::Known(r, self.replica(r).clock)))
+        } else {
+            Ok(Some(Target::Replace(r)))
+        }
+    }
+
+    /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
+    /// previous refs, and no two sharing a (type, id).
+    pub(crate) fn check_entries(
+        &self,
+        entries: &[WireEntry<'_>],
+        lo: u64,
+        hi: u64,
+    ) -> Result<(), MergeError> {
+        let c = &self.config;
+        if entries.len() > c.max_entries_per_replica as usize {
+            return Err(MergeError::TooManyEntries {
+                max: c.max_entries_per_replica,
+            });
+        }
+        let mut last = lo;
+        for e in entries {
+            if e.clock <= lo || e.clock > hi {
+                return Err(MergeError::ClockOutOfRange { clock: e.clock });
+            }
+            if e.clock <= last {
+                return Err(MergeError::ClocksNotIncreasing { clock: e.clock });
+            }
+            last = e.clock;
+            if e.prev >= e.clock {
+                return Err(MergeError::BadPrev { clock: e.clock });
+            }
+            if e.ty.len() > c.max_type_len as usize {
+                return Err(MergeError::TypeTooLong {
+                    len: e.ty.len(),
+                    max: c.max_type_len,
+                });
+            }
+            if e.id.len() > c.max_id_len as usize {
+                return Err(MergeError::IdTooLong {
+                    len: e.id.len(),
+                    max: c.max_id_len,
+                });
+            }
+            if e.meta.data.len() > c.max_data_len as usize {
+                return Err(MergeError::DataTooLong {
+                    len: e.meta.data.len(),
+                    max: c.max_data_len,
+                });
+            }
+        }
+        let h = self.hasher;
+        let key = |e: &WireEntry<'_>| h.words(h.bytes(e.ty.as_bytes()), h.bytes(e.id.as_bytes()));
+        let mut seen: HashTable<u32> = HashTable::with_capacity(entries.len());
+        for (n, e) in entries.iter().enumerate() {
+            let hash = key(e);
+            let dup = seen.find(hash, |&m| {
+                let o = &entries[m as usize];
+                o.ty == e.ty && o.id == e.id
+            });
+            if dup.is_some() {
+                return Err(MergeError::DuplicateKey { clock: e.clock });
+            }
+            seen.insert_unique(hash, n as u32, |&m| key(&entries[m as usize]));
+        }
+        Ok(())
+    }
+
+    /// Counts the entries after `c` to insert and checks that none collides
+    /// with a kept entry and that the replica stays within its limit.
+    /// `gone(i)` says whether our record `i` is removed by the same data.
+    pub(crate) fn check_new(
+        &self,
+        target: Target,
+        entries: &[WireEntry<'_>],
+        c: u64,
+        doomed: &[u32],
+        gone: impl Fn(&Presence, u32) -> bool,
+    ) -> Result<usize, MergeError> {
+        let first = entries.partition_point(|e| e.clock <= c);
+        let new = &entries[first..];
+        let mut have = 0;
+        if let Some(s) = target.slot() {
+            have = self.replica(s).entries.len();
+            for e in new {
+                let hit = self.find_type(e.ty).and_then(|t| self.find_key(s, t, e.id));
+                if let Some(i) = hit {
+                    if !gone(self, i) {
+                        return Err(MergeError::DuplicateKey { clock: e.clock });
+                    }
+                }
+            }
+        }
+        let max = self.config.max_entries_per_replica;
+        if have - doomed.len() + new.len() > max as usize {
+            return Err(MergeError::TooManyEntries { max });
+        }
+        let live = self.slab.len() - self.free.len();
+        if live.saturating_add(new.len()) >= u32::MAX as usize {
+            return Err(MergeError::TooManyEntries { max });
+        }
+        Ok(new.len())
+    }
+
+    /// The slot data for `target` goes to, retiring and registering as needed.
+    pub(crate) fn target_slot(&mut self, target: Target, id: &ReplicaId) -> u32 {
+        match target {
+            Target::Known(s, _) => s,
+            Target::Replace(old) => {
+                self.retire(old);
+                self.register(id.clone())
+            }
+            Target::New => self.register(id.clone()),
+        }
+    }
+
+    /// Inserts the `new` entries after clock `c` into replica slot `s`.
+    pub(crate) fn insert_all(&mut self, s: u32, entries: &[WireEntry<'_>], c: u64, new: usize) {
+        self.reserve(s, new);
+        for e in entries.iter().filter(|e| e.clock > c) {
+            self.insert_record(s, e.ty, e.id, e.clock, e.prev, e.meta);
+        }
+    }
+
+    /// Our records of replica `r` with clocks in `(lo, hi]`, by clock.
+    /// Costs the smaller of the range and the replica's entry count.
+    pub(crate) fn alive_in_range(&self, r: u32, lo: u64, hi: u64) -> Vec<u32> {
+        let mut out = Vec::new();
+        if hi <= lo {
+            return out;
+        }
+        let list = &self.replica(r).entries;
+        if hi - lo <= list.len() as u64 {
+            out.extend((lo + 1..=hi).filter_map(|ck| self.find_dot(r, ck)));
+        } else {
+            out.extend(list.iter().copied().filter(|&i| {
+                let ck = self.record(i).clock;
+                ck > lo && ck <= hi
+            }));
+            out.sort_unstable_by_key(|&i| self.record(i).clock);
+        }
+        out
+    }
+}
+
+fn contains_clock(entries: &[WireEntry<'_>], clock: u64) -> bool {
+    entries.binary_search_by_key(&clock, |e| e.clock).is_ok()
+}
+
+/// Checks that `clocks` are strictly increasing and inside `(lo, hi]`.
+pub(crate) fn check_increasing(clocks: &[u64], lo: u64, hi: u64) -> Result<(), MergeError> {
+    let mut last = lo;
+    for &clock in clocks {
+        if clock <= lo || clock > hi {
+            return Err(MergeError::ClockOutOfRange { clock });
+        }
+        if clock <= last {
+            return Err(MergeError::ClocksNotIncreasing { clock });
+        }
+        last = clock;
+    }
+    Ok(())
+}

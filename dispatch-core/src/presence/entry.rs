@@ -1,0 +1,101 @@
+//! Entries: the service instances the set holds, and their metadata.
+
+use alloc::boxed::Box;
+use serde::{Deserialize, Serialize};
+
+/// Whether an instance takes requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum State {
+    /// Routing may pick it.
+    Online,
+    /// Routing skips it unless the caller allows offline instances.
+    Offline,
+}
+
+/// The metadata of an entry: its state, its ring slot and small user bytes.
+///
+/// Borrowed, so that reads and the wire format need not copy it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Meta<'a> {
+    /// Online or offline.
+    pub state: State,
+    /// The ring slot chosen by the ring layer; the set only stores it.
+    pub slot: u32,
+    /// User bytes, at most `Config::max_data_len`.
+    pub data: &'a [u8],
+}
+
+impl<'a> Meta<'a> {
+    /// Online metadata with this slot and data.
+    pub const fn online(slot: u32, data: &'a [u8]) -> Self {
+        Meta {
+            state: State::Online,
+            slot,
+            data,
+        }
+    }
+}
+
+/// The tag of an entry: the incarnation and clock of the replica operation
+/// that added it. With the replica name it identifies the entry everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ref {
+    /// The incarnation of the replica that wrote the entry.
+    pub incarnation: u64,
+    /// The replica's clock after the operation that added the entry.
+    pub clock: u64,
+}
+
+/// An entry as it travels inside deltas and extracts (borrowed strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry<'a> {
+    /// The service type.
+    pub ty: &'a str,
+    /// The service id.
+    pub id: &'a str,
+    /// The clock of the operation that added it (its ref).
+    pub clock: u64,
+    /// The clock of the entry it replaced (its previous ref), 0 if none.
+    pub prev: u64,
+    /// Its metadata.
+    #[serde(borrow)]
+    pub meta: Meta<'a>,
+}
+
+/// One stored entry. The id and the user data share one allocation.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    /// `id` bytes then `data` bytes.
+    pub(crate) bytes: Box<[u8]>,
+    pub(crate) clock: u64,
+    pub(crate) prev: u64,
+    /// Replica slot.
+    pub(crate) replica: u32,
+    /// Interned type slot.
+    pub(crate) ty: u32,
+    /// Position in the replica's entry list.
+    pub(crate) pos: u32,
+    pub(crate) slot: u32,
+    pub(crate) id_len: u32,
+    pub(crate) state: State,
+}
+
+impl Record {
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        &self.bytes[..self.id_len as usize]
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        // Only `&str` ids are stored and `id_len` is their length, so the
+        // prefix is always valid UTF-8; the fallback is never taken.
+        core::str::from_utf8(self.id_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn meta(&self) -> Meta<'_> {
+        Meta {
+            state: self.state,
+            slot: self.slot,
+            data: &self.bytes[self.id_len as usize..],
+        }
+    }
+}

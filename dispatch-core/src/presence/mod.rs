@@ -1,0 +1,336 @@
+//! The replicated presence set: every service instance of the cluster.
+//!
+//! Each node holds a [`Presence`]. Only replica `r` creates or removes `r`'s
+//! entries, and every local operation advances `r`'s clock by one, so `r`'s
+//! entries at clock `C` are a pure function of its first `C` operations. This
+//! makes the set a delta-CRDT with no tombstones: a peer's knowledge of `r`
+//! is one number, and what it lacks is described exactly by a [`Delta`] (a
+//! contiguous clock range) or an [`Extract`] (the live entries it lacks and
+//! the clocks of the older entries that are still alive).
+//!
+//! Feed it, then drain it: local operations and merges return a
+//! [`Summary`], and [`Presence::changes`] lists the entries that joined and
+//! left in the last mutating call. [`Presence::take_delta`] drains the local
+//! operations to push to peers.
+//!
+//! ```
+//! use dispatch_core::presence::{Config, Meta, Presence, ReplicaId};
+//!
+//! let mut a = Presence::new(ReplicaId::new("a", 1), Config::default()).unwrap();
+//! let mut b = Presence::new(ReplicaId::new("b", 1), Config::default()).unwrap();
+//! a.add("uploader", "u1", Meta::online(0, b"")).unwrap();
+//! let bytes = postcard::to_allocvec(&a.take_delta().unwrap()).unwrap();
+//! let delta: dispatch_core::presence::Delta<'_> = postcard::from_bytes(&bytes).unwrap();
+//! let summary = b.merge_delta(&delta).unwrap();
+//! assert_eq!(summary.joins, 1);
+//! assert_eq!(b.entries_of_type("uploader").count(), 1);
+//! ```
+
+mod config;
+mod delta;
+mod entry;
+mod error;
+mod extract;
+mod generations;
+mod hash;
+mod read;
+mod replica;
+mod store;
+
+pub use config::{
+    Config, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN, MAX_REPLICAS,
+};
+pub use delta::Delta;
+pub use entry::{Meta, Ref, State, WireEntry};
+pub use error::{ConfigError, MergeError, OpError, ReplicaError};
+pub use extract::{Context, Extract, ReplicaExtract};
+pub use read::{Change, ChangeKind, EntryRef, Stats};
+pub use replica::{ReplicaId, ReplicaInfo};
+
+use alloc::vec::Vec;
+use hashbrown::HashTable;
+
+use entry::Record;
+use generations::Window;
+use hash::Keyed;
+use replica::ReplicaSlot;
+use store::{ChangeRec, TypeRec};
+
+/// The slot of our own replica in the replica table.
+const ME: u32 = 0;
+
+/// What a mutating call changed: how many entries became visible and how
+/// many stopped being visible. [`Presence::changes`] lists them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries that became visible.
+    pub joins: u32,
+    /// Entries that stopped being visible.
+    pub leaves: u32,
+    /// Extract sections skipped because they came from an incarnation older
+    /// than the one we know (count them; they are harmless).
+    pub stale: u32,
+    /// Extract sections skipped because they start after the clock we have
+    /// (the extract was made for a newer state of ours: ask again).
+    pub gaps: u32,
+}
+
+/// The replicated set of service entries of a cluster, as one node holds it.
+///
+/// Storage: a slab of entry records addressed by `u32`; interned types, each
+/// with its members in the deterministic read order; per-replica entry lists
+/// so that down, up and purge cost time in proportion to that replica; and
+/// three keyed-hash indexes of `u32` ((replica, type, id), (replica, clock)
+/// and id). Merging a delta costs time in proportion to the delta.
+#[derive(Debug, Clone)]
+pub struct Presence {
+    config: Config,
+    hasher: Keyed,
+    slab: Vec<Option<Record>>,
+    free: Vec<u32>,
+    types: Vec<Option<TypeRec>>,
+    free_types: Vec<u32>,
+    /// Types whose last member left in this call; freed at the next call so
+    /// that the change views can still name them.
+    empty_types: Vec<u32>,
+    type_idx: HashTable<u32>,
+    replicas: Vec<Option<ReplicaSlot>>,
+    free_replicas: Vec<u32>,
+    /// Replica slots retired in this call; freed at the next call.
+    retired: Vec<u32>,
+    replica_idx: HashTable<u32>,
+    key_idx: HashTable<u32>,
+    dot_idx: HashTable<u32>,
+    id_idx: HashTable<u32>,
+    changes: Vec<ChangeRec>,
+    /// Records removed by the last call, kept for the change views.
+    removed: Vec<Record>,
+    pending: Window,
+    generations: Vec<Window>,
+}
+
+impl Presence {
+    /// An empty set whose own replica is `me`, or why `config` is refused.
+    pub fn new(me: ReplicaId, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        if me.name.len() > config.max_name_len as usize {
+            return Err(ConfigError::LimitTooLarge {
+                field: "max_name_len (shorter than our own name)",
+                max: MAX_LEN,
+            });
+        }
+        let hasher = Keyed::new(config.hash_seed);
+        let generations = config
+            .generations
+            .iter()
+            .map(|&cap| Window::new(u64::from(cap)))
+            .collect();
+        let mut set = Presence {
+            hasher,
+            slab: Vec::new(),
+            free: Vec::new(),
+            types: Vec::new(),
+            free_types: Vec::new(),
+            empty_types: Vec::new(),
+            type_idx: HashTable::new(),
+            replicas: Vec::new(),
+            free_replicas: Vec::new(),
+            retired: Vec::new(),
+            replica_idx: HashTable::new(),
+            key_idx: HashTable::new(),
+            dot_idx: HashTable::new(),
+            id_idx: HashTable::new(),
+            changes: Vec::new(),
+            removed: Vec::new(),
+            pending: Window::new(u64::MAX),
+            generations,
+            config,
+        };
+        let slot = set.register(me);
+        debug_assert_eq!(slot, ME);
+        Ok(set)
+    }
+
+    /// Adds the entry (`ty`, `id`) to our replica and returns its ref.
+    ///
+    /// Fails with [`OpError::AlreadyExists`] if we already have it (use
+    /// [`update`](Self::update)), or when a limit is passed.
+    pub fn add(&mut self, ty: &str, id: &str, meta: Meta<'_>) -> Result<Ref, OpError> {
+        self.check_local(ty, id, &meta)?;
+        if self.find_local(ty, id).is_some() {
+            return Err(OpError::AlreadyExists);
+        }
+        let max = self.config.max_entries_per_replica;
+        if self.replica(ME).entries.len() >= max as usize {
+            return Err(OpError::TooManyEntries { max });
+        }
+        self.begin();
+        let clock = self.local_op(None);
+        self.insert_record(ME, ty, id, clock, 0, meta);
+        Ok(self.my_ref(clock))
+    }
+
+    /// Removes the entry (`ty`, `id`) of our replica; returns the ref it had.
+    pub fn remove(&mut self, ty: &str, id: &str) -> Result<Ref, OpError> {
+        let idx = self.find_local(ty, id).ok_or(OpError::NotFound)?;
+        self.begin();
+        let old = self.record(idx).clock;
+        self.local_op(Some(old));
+        self.remove_record(idx, true);
+        Ok(self.my_ref(old))
+    }
+
+    /// Replaces the metadata of our entry (`ty`, `id`): a remove plus an add,
+    /// whose new ref is returned; the entry's previous ref is the old one.
+    ///
+    /// An update that changes nothing returns `Ok(None)`, does not advance
+    /// the clock, records nothing and reports nothing.
+    pub fn update(&mut self, ty: &str, id: &str, meta: Meta<'_>) -> Result<Option<Ref>, OpError> {
+        let idx = self.find_local(ty, id).ok_or(OpError::NotFound)?;
+        if self.record(idx).meta() == meta {
+            return Ok(None);
+        }
+        self.check_local(ty, id, &meta)?;
+        self.begin();
+        let old = self.record(idx).clock;
+        let clock = self.local_op(Some(old));
+        self.remove_record(idx, true);
+        self.insert_record(ME, ty, id, clock, old, meta);
+        Ok(Some(self.my_ref(clock)))
+    }
+
+    /// Hides the entries of a replica that stopped answering; they are
+    /// reported as leaves. Merges into it still apply, silently. Costs time
+    /// in proportion to its entries and allocates nothing per entry.
+    pub fn replica_down(&mut self, id: &ReplicaId) -> Result<Summary, ReplicaError> {
+        let r = self.lifecycle_slot(id)?;
+        self.begin();
+        let slot = self.replicas[r as usize]
+            .as_mut()
+            .expect("lifecycle_slot returns a live slot");
+        if slot.up {
+            slot.up = false;
+            self.changes
+                .extend(slot.entries.iter().map(|&i| ChangeRec::Leave(i)));
+        }
+        Ok(self.summary())
+    }
+
+    /// Shows again the entries of a replica that was down, reported as joins.
+    pub fn replica_up(&mut self, id: &ReplicaId) -> Result<Summary, ReplicaError> {
+        let r = self.lifecycle_slot(id)?;
+        self.begin();
+        let slot = self.replicas[r as usize]
+            .as_mut()
+            .expect("lifecycle_slot returns a live slot");
+        if !slot.up {
+            slot.up = true;
+            self.changes
+                .extend(slot.entries.iter().map(|&i| ChangeRec::Join(i)));
+        }
+        Ok(self.summary())
+    }
+
+    /// Forgets a replica that is down for good, with all its entries (they
+    /// were reported as leaves when it went down, so nothing is reported).
+    pub fn remove_down_replica(&mut self, id: &ReplicaId) -> Result<Summary, ReplicaError> {
+        let r = self.lifecycle_slot(id)?;
+        if self.replica(r).up {
+            return Err(ReplicaError::NotDown);
+        }
+        self.begin();
+        self.retire(r);
+        Ok(self.summary())
+    }
+
+    /// Our own replica.
+    pub fn me(&self) -> &ReplicaId {
+        &self.replica(ME).id
+    }
+
+    /// Our own clock: the number of local operations so far.
+    pub fn clock(&self) -> u64 {
+        self.replica(ME).clock
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The replicas we know, ours first, with their clock and state.
+    pub fn replicas(&self) -> impl Iterator<Item = ReplicaInfo<'_>> + '_ {
+        self.replica_idx_order().map(move |r| {
+            let s = self.replica(r);
+            ReplicaInfo {
+                id: &s.id,
+                clock: s.clock,
+                up: s.up,
+                entries: s.entries.len(),
+            }
+        })
+    }
+
+    fn check_local(&self, ty: &str, id: &str, meta: &Meta<'_>) -> Result<(), OpError> {
+        let c = &self.config;
+        if ty.len() > c.max_type_len as usize {
+            return Err(OpError::TypeTooLong {
+                len: ty.len(),
+                max: c.max_type_len,
+            });
+        }
+        if id.len() > c.max_id_len as usize {
+            return Err(OpError::IdTooLong {
+                len: id.len(),
+                max: c.max_id_len,
+            });
+        }
+        if meta.data.len() > c.max_data_len as usize {
+            return Err(OpError::DataTooLong {
+                len: meta.data.len(),
+                max: c.max_data_len,
+            });
+        }
+        Ok(())
+    }
+
+    fn find_local(&self, ty: &str, id: &str) -> Option<u32> {
+        let t = self.find_type(ty)?;
+        self.find_key(ME, t, id)
+    }
+
+    /// Advances our clock for one operation that removes the dot `removed`,
+    /// if any, and records it in the pending delta and the generations.
+    fn local_op(&mut self, removed: Option<u64>) -> u64 {
+        let before = self.replica(ME).clock;
+        for w in core::iter::once(&mut self.pending).chain(self.generations.iter_mut()) {
+            w.before_op(before);
+            if let Some(dot) = removed {
+                w.removed(dot);
+            }
+        }
+        let slot = self.replicas[ME as usize]
+            .as_mut()
+            .expect("our own replica is never freed");
+        slot.clock = before + 1;
+        slot.clock
+    }
+
+    fn my_ref(&self, clock: u64) -> Ref {
+        Ref {
+            incarnation: self.me().incarnation,
+            clock,
+        }
+    }
+
+    fn lifecycle_slot(&self, id: &ReplicaId) -> Result<u32, ReplicaError> {
+        let r = self.find_replica(&id.name).ok_or(ReplicaError::Unknown)?;
+        if self.replica(r).id.incarnation != id.incarnation {
+            return Err(ReplicaError::Unknown);
+        }
+        if r == ME {
+            return Err(ReplicaError::OwnReplica);
+        }
+        Ok(r)
+    }
+}

@@ -1,0 +1,430 @@
+//! Storage: the slab of records, the interned types and the indexes.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+
+use super::entry::{Meta, Record};
+use super::hash::Keyed;
+use super::replica::{ReplicaId, ReplicaSlot};
+use super::{Presence, Summary};
+
+/// Change buffers keep at most this capacity between calls.
+const KEEP_CAPACITY: usize = 1024;
+
+/// One recorded change of the last mutating call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ChangeRec {
+    /// A live record (slab index) became visible.
+    Join(u32),
+    /// A live record (slab index) was hidden.
+    Leave(u32),
+    /// A record left and was removed; index into `Presence::removed`.
+    Gone(u32),
+}
+
+/// The members of a type: slab indexes in read order. One member, the
+/// common case for types named after an instance, needs no allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Members {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Members {
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            Members::One(x) => core::slice::from_ref(x),
+            Members::Many(v) => v,
+        }
+    }
+
+    fn insert(&mut self, pos: usize, value: u32) {
+        match self {
+            Members::One(x) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(*x);
+                v.insert(pos, value);
+                *self = Members::Many(v);
+            }
+            Members::Many(v) if v.is_empty() => *self = Members::One(value),
+            Members::Many(v) => v.insert(pos, value),
+        }
+    }
+
+    fn remove(&mut self, pos: usize) {
+        match self {
+            Members::One(_) => *self = Members::Many(Vec::new()),
+            Members::Many(v) => {
+                v.remove(pos);
+                if v.len() == 1 {
+                    *self = Members::One(v[0]);
+                }
+            }
+        }
+    }
+}
+
+/// An interned service type.
+#[derive(Debug, Clone)]
+pub(crate) struct TypeRec {
+    pub(crate) name: Box<str>,
+    pub(crate) members: Members,
+}
+
+pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u64 {
+    h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty))
+}
+
+pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u64 {
+    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000)
+}
+
+fn rec(slab: &[Option<Record>], i: u32) -> &Record {
+    slab[i as usize]
+        .as_ref()
+        .expect("indexes hold only live slab slots")
+}
+
+impl Presence {
+    /// Starts a mutating call: forgets the changes of the last one and frees
+    /// what was kept only for their views.
+    pub(crate) fn begin(&mut self) {
+        self.changes.clear();
+        self.removed.clear();
+        if self.changes.capacity() > KEEP_CAPACITY {
+            self.changes.shrink_to(KEEP_CAPACITY);
+        }
+        if self.removed.capacity() > KEEP_CAPACITY {
+            self.removed.shrink_to(KEEP_CAPACITY);
+        }
+        while let Some(r) = self.retired.pop() {
+            self.replicas[r as usize] = None;
+            self.free_replicas.push(r);
+        }
+        while let Some(t) = self.empty_types.pop() {
+            let empty =
+                matches!(&self.types[t as usize], Some(tr) if tr.members.as_slice().is_empty());
+            if empty {
+                let tr = self.types[t as usize].take().expect("checked above");
+                let h = self.hasher.bytes(tr.name.as_bytes());
+                if let Ok(e) = self.type_idx.find_entry(h, |&x| x == t) {
+                    e.remove();
+                }
+                self.free_types.push(t);
+            }
+        }
+    }
+
+    /// The summary of the changes recorded so far in this call.
+    pub(crate) fn summary(&self) -> Summary {
+        let joins = self
+            .changes
+            .iter()
+            .filter(|c| matches!(c, ChangeRec::Join(_)))
+            .count();
+        Summary {
+            joins: joins as u32,
+            leaves: (self.changes.len() - joins) as u32,
+            ..Summary::default()
+        }
+    }
+
+    pub(crate) fn record(&self, i: u32) -> &Record {
+        rec(&self.slab, i)
+    }
+
+    pub(crate) fn replica(&self, r: u32) -> &ReplicaSlot {
+        self.replicas[r as usize]
+            .as_ref()
+            .expect("replica slots in use are live")
+    }
+
+    pub(crate) fn type_name(&self, t: u32) -> &str {
+        &self.types[t as usize]
+            .as_ref()
+            .expect("a type stays interned while a record or change names it")
+            .name
+    }
+
+    /// Slots of the known replicas, in slot order (ours first).
+    pub(crate) fn replica_idx_order(&self) -> impl Iterator<Item = u32> + '_ {
+        self.replicas.iter().enumerate().filter_map(move |(r, s)| {
+            let r = r as u32;
+            (s.is_some() && !self.retired.contains(&r)).then_some(r)
+        })
+    }
+
+    pub(crate) fn find_replica(&self, name: &str) -> Option<u32> {
+        let h = self.hasher.bytes(name.as_bytes());
+        self.replica_idx
+            .find(h, |&r| *self.replica(r).id.name == *name)
+            .copied()
+    }
+
+    pub(crate) fn find_type(&self, name: &str) -> Option<u32> {
+        let h = self.hasher.bytes(name.as_bytes());
+        self.type_idx
+            .find(h, |&t| self.type_name(t) == name)
+            .copied()
+    }
+
+    pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &str) -> Option<u32> {
+        let h = key_hash(&self.hasher, self.hasher.bytes(id.as_bytes()), replica, ty);
+        self.key_idx
+            .find(h, |&i| {
+                let r = self.record(i);
+                r.replica == replica && r.ty == ty && r.id_bytes() == id.as_bytes()
+            })
+            .copied()
+    }
+
+    pub(crate) fn find_dot(&self, replica: u32, clock: u64) -> Option<u32> {
+        let h = dot_hash(&self.hasher, replica, clock);
+        self.dot_idx
+            .find(h, |&i| {
+                let r = self.record(i);
+                r.replica == replica && r.clock == clock
+            })
+            .copied()
+    }
+
+    /// Registers a replica and returns its slot.
+    pub(crate) fn register(&mut self, id: ReplicaId) -> u32 {
+        let h = self.hasher.bytes(id.name.as_bytes());
+        let slot = ReplicaSlot {
+            id,
+            clock: 0,
+            up: true,
+            entries: Vec::new(),
+        };
+        let r = match self.free_replicas.pop() {
+            Some(r) => {
+                self.replicas[r as usize] = Some(slot);
+                r
+            }
+            None => {
+                self.replicas.push(Some(slot));
+                (self.replicas.len() - 1) as u32
+            }
+        };
+        let (hasher, replicas) = (self.hasher, &self.replicas);
+        self.replica_idx.insert_unique(h, r, |&x| {
+            let name = &replicas[x as usize]
+                .as_ref()
+                .expect("indexed replicas are live")
+                .id
+                .name;
+            hasher.bytes(name.as_bytes())
+        });
+        r
+    }
+
+    /// Removes a replica and all its entries. Visible entries are reported
+    /// as leaves; the slot is freed at the next call.
+    pub(crate) fn retire(&mut self, r: u32) {
+        let s = self.replica(r);
+        let h = self.hasher.bytes(s.id.name.as_bytes());
+        let report = s.up;
+        if let Ok(e) = self.replica_idx.find_entry(h, |&x| x == r) {
+            e.remove();
+        }
+        let list = core::mem::take(&mut self.replicas[r as usize].as_mut().expect("live").entries);
+        for &i in &list {
+            self.unlink(i, report, false);
+        }
+        self.retired.push(r);
+    }
+
+    /// Interns a type name.
+    fn intern_type(&mut self, name: &str) -> u32 {
+        let h = self.hasher.bytes(name.as_bytes());
+        if let Some(&t) = self.type_idx.find(h, |&t| self.type_name(t) == name) {
+            return t;
+        }
+        let tr = TypeRec {
+            name: name.into(),
+            members: Members::Many(Vec::new()),
+        };
+        let t = match self.free_types.pop() {
+            Some(t) => {
+                self.types[t as usize] = Some(tr);
+                t
+            }
+            None => {
+                self.types.push(Some(tr));
+                (self.types.len() - 1) as u32
+            }
+        };
+        let (hasher, types) = (self.hasher, &self.types);
+        self.type_idx.insert_unique(h, t, |&x| {
+            hasher.bytes(
+                types[x as usize]
+                    .as_ref()
+                    .expect("indexed types are live")
+                    .name
+                    .as_bytes(),
+            )
+        });
+        t
+    }
+
+    /// Makes room for `n` more records of replica `r`.
+    pub(crate) fn reserve(&mut self, r: u32, n: usize) {
+        let extra = n.saturating_sub(self.free.len());
+        self.slab.reserve(extra);
+        let (h, slab) = (self.hasher, &self.slab);
+        self.key_idx.reserve(n, |&i| {
+            let x = rec(slab, i);
+            key_hash(&h, h.bytes(x.id_bytes()), x.replica, x.ty)
+        });
+        self.dot_idx.reserve(n, |&i| {
+            let x = rec(slab, i);
+            dot_hash(&h, x.replica, x.clock)
+        });
+        self.id_idx
+            .reserve(n, |&i| h.bytes(rec(slab, i).id_bytes()));
+        if let Some(s) = self.replicas[r as usize].as_mut() {
+            s.entries.reserve(n);
+        }
+    }
+
+    /// Orders a record against a member key: by id, then replica name, then
+    /// incarnation. Every node derives the same order from the same set.
+    fn member_cmp(&self, i: u32, id: &[u8], name: &str, inc: u64) -> Ordering {
+        let x = self.record(i);
+        let rid = &self.replica(x.replica).id;
+        x.id_bytes()
+            .cmp(id)
+            .then_with(|| (*rid.name).cmp(name))
+            .then_with(|| rid.incarnation.cmp(&inc))
+    }
+
+    fn member_pos(&self, t: u32, id: &[u8], replica: u32) -> Result<usize, usize> {
+        let rid = &self.replica(replica).id;
+        let members = &self.types[t as usize].as_ref().expect("live type").members;
+        members
+            .as_slice()
+            .binary_search_by(|&m| self.member_cmp(m, id, &rid.name, rid.incarnation))
+    }
+
+    /// Stores a new record of replica `r`, already validated, and reports
+    /// it as a join when `r` is up. Returns its slab index.
+    pub(crate) fn insert_record(
+        &mut self,
+        r: u32,
+        ty: &str,
+        id: &str,
+        clock: u64,
+        prev: u64,
+        meta: Meta<'_>,
+    ) -> u32 {
+        let t = self.intern_type(ty);
+        let mut bytes = Vec::with_capacity(id.len() + meta.data.len());
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.extend_from_slice(meta.data);
+        let pos = self.replica(r).entries.len() as u32;
+        let record = Record {
+            bytes: bytes.into_boxed_slice(),
+            clock,
+            prev,
+            replica: r,
+            ty: t,
+            pos,
+            slot: meta.slot,
+            id_len: id.len() as u32,
+            state: meta.state,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(record);
+                i
+            }
+            None => {
+                self.slab.push(Some(record));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let h = self.hasher;
+        let id_hash = h.bytes(id.as_bytes());
+        let slab = &self.slab;
+        self.key_idx
+            .insert_unique(key_hash(&h, id_hash, r, t), i, |&x| {
+                let x = rec(slab, x);
+                key_hash(&h, h.bytes(x.id_bytes()), x.replica, x.ty)
+            });
+        self.dot_idx.insert_unique(dot_hash(&h, r, clock), i, |&x| {
+            let x = rec(slab, x);
+            dot_hash(&h, x.replica, x.clock)
+        });
+        self.id_idx
+            .insert_unique(id_hash, i, |&x| h.bytes(rec(slab, x).id_bytes()));
+        let at = match self.member_pos(t, id.as_bytes(), r) {
+            Ok(at) | Err(at) => at,
+        };
+        self.types[t as usize]
+            .as_mut()
+            .expect("just interned")
+            .members
+            .insert(at, i);
+        let s = self.replicas[r as usize].as_mut().expect("live replica");
+        s.entries.push(i);
+        if s.up {
+            self.changes.push(super::ChangeRec::Join(i));
+        }
+        i
+    }
+
+    /// Removes a record; reports it as a leave when its replica is up and
+    /// `report` is set.
+    pub(crate) fn remove_record(&mut self, i: u32, report: bool) {
+        self.unlink(i, report, true);
+    }
+
+    /// Removes record `i` from the indexes, its type and (if `from_list`)
+    /// its replica's list, then keeps it for the change views or drops it.
+    fn unlink(&mut self, i: u32, report: bool, from_list: bool) {
+        let x = self.record(i);
+        let (r, t, clock, pos) = (x.replica, x.ty, x.clock, x.pos);
+        let h = self.hasher;
+        let id_hash = h.bytes(x.id_bytes());
+        let at = self.member_pos(t, x.id_bytes(), r);
+        if let Ok(at) = at {
+            let tr = self.types[t as usize]
+                .as_mut()
+                .expect("a record's type is live");
+            tr.members.remove(at);
+            if tr.members.as_slice().is_empty() {
+                self.empty_types.push(t);
+            }
+        }
+        for (table, hash) in [
+            (&mut self.key_idx, key_hash(&h, id_hash, r, t)),
+            (&mut self.dot_idx, dot_hash(&h, r, clock)),
+            (&mut self.id_idx, id_hash),
+        ] {
+            if let Ok(e) = table.find_entry(hash, |&x| x == i) {
+                e.remove();
+            }
+        }
+        let record = self.slab[i as usize].take().expect("live record");
+        self.free.push(i);
+        let s = self.replicas[r as usize]
+            .as_mut()
+            .expect("a record's replica is live");
+        if from_list {
+            s.entries.swap_remove(pos as usize);
+            if let Some(&moved) = s.entries.get(pos as usize) {
+                self.slab[moved as usize]
+                    .as_mut()
+                    .expect("listed records are live")
+                    .pos = pos;
+            }
+        }
+        if report && s.up {
+            self.removed.push(record);
+            self.changes
+                .push(ChangeRec::Gone((self.removed.len() - 1) as u32));
+        }
+    }
+}

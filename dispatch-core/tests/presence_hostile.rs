@@ -1,0 +1,292 @@
+//! Hostile deltas and extracts: each gives its error and changes nothing.
+
+mod presence_support;
+
+use dispatch_core::presence::{
+    Config, Delta, Extract, MergeError, Meta, Presence, ReplicaId, WireEntry,
+};
+use presence_support::*;
+
+fn entry<'a>(ty: &'a str, id: &'a str, clock: u64) -> WireEntry<'a> {
+    WireEntry {
+        ty,
+        id,
+        clock,
+        prev: 0,
+        meta: Meta::online(0, b""),
+    }
+}
+
+fn delta<'a>(
+    name: &str,
+    inc: u64,
+    start: u64,
+    end: u64,
+    adds: Vec<WireEntry<'a>>,
+    removes: Vec<u64>,
+) -> Delta<'a> {
+    Delta {
+        replica: ReplicaId::new(name, inc),
+        start,
+        end,
+        adds,
+        removes,
+    }
+}
+
+/// A receiver that knows `p` at clock 2 with entries at clocks 1 and 2.
+fn receiver() -> Presence {
+    let mut r = node("r", 1);
+    r.add("own", "o", Meta::online(0, b"")).unwrap();
+    r.merge_delta(&delta(
+        "p",
+        5,
+        0,
+        2,
+        vec![entry("t", "x", 1), entry("t", "y", 2)],
+        vec![],
+    ))
+    .unwrap();
+    r
+}
+
+fn refused(d: &Delta<'_>, expect: MergeError) {
+    let mut r = receiver();
+    let before = (dump(&r), r.context());
+    assert_eq!(r.merge_delta(d), Err(expect));
+    assert_eq!(
+        (dump(&r), r.context()),
+        before,
+        "state changed after {expect}"
+    );
+    assert!(!expect.to_string().is_empty());
+}
+
+#[test]
+fn hostile_deltas_are_refused_without_change() {
+    refused(
+        &delta("p", 5, 3, 4, vec![entry("t", "z", 4)], vec![]),
+        MergeError::Gap { have: 2, need: 3 },
+    );
+    refused(
+        &delta("r", 1, 0, 1, vec![entry("t", "z", 1)], vec![]),
+        MergeError::OwnReplica,
+    );
+    refused(
+        &delta("r", 2, 0, 1, vec![entry("t", "z", 1)], vec![]),
+        MergeError::OwnReplica,
+    );
+    refused(
+        &delta("p", 4, 0, 1, vec![], vec![]),
+        MergeError::StaleIncarnation { have: 5, got: 4 },
+    );
+    refused(
+        &delta("p", 5, 2, 1, vec![], vec![]),
+        MergeError::BadRange { start: 2, end: 1 },
+    );
+    refused(
+        &delta("p", 5, 2, 4, vec![entry("t", "z", 5)], vec![]),
+        MergeError::ClockOutOfRange { clock: 5 },
+    );
+    refused(
+        &delta("p", 5, 2, 4, vec![entry("t", "z", 2)], vec![]),
+        MergeError::ClockOutOfRange { clock: 2 },
+    );
+    refused(
+        &delta("p", 5, 2, 4, vec![], vec![3]),
+        MergeError::ClockOutOfRange { clock: 3 },
+    );
+    refused(
+        &delta("p", 5, 2, 4, vec![], vec![2, 1]),
+        MergeError::ClocksNotIncreasing { clock: 1 },
+    );
+    refused(
+        &delta(
+            "p",
+            5,
+            2,
+            5,
+            vec![entry("t", "z", 4), entry("t", "w", 3)],
+            vec![],
+        ),
+        MergeError::ClocksNotIncreasing { clock: 3 },
+    );
+    refused(
+        &delta(
+            "p",
+            5,
+            2,
+            5,
+            vec![entry("t", "z", 3), entry("t", "z", 4)],
+            vec![],
+        ),
+        MergeError::DuplicateKey { clock: 4 },
+    );
+    // Collides with a kept entry (x at clock 1 is not removed).
+    refused(
+        &delta("p", 5, 2, 3, vec![entry("t", "x", 3)], vec![]),
+        MergeError::DuplicateKey { clock: 3 },
+    );
+    let mut bad_prev = entry("t", "z", 3);
+    bad_prev.prev = 3;
+    refused(
+        &delta("p", 5, 2, 3, vec![bad_prev], vec![]),
+        MergeError::BadPrev { clock: 3 },
+    );
+    let long = "x".repeat(300);
+    refused(
+        &delta(&long, 1, 0, 0, vec![], vec![]),
+        MergeError::NameTooLong { len: 300, max: 255 },
+    );
+    refused(
+        &delta("p", 5, 2, 3, vec![entry(&long, "z", 3)], vec![]),
+        MergeError::TypeTooLong { len: 300, max: 255 },
+    );
+    refused(
+        &delta("p", 5, 2, 3, vec![entry("t", &long, 3)], vec![]),
+        MergeError::IdTooLong { len: 300, max: 255 },
+    );
+    let data = vec![0u8; 2000];
+    let mut big = entry("t", "z", 3);
+    big.meta.data = &data;
+    refused(
+        &delta("p", 5, 2, 3, vec![big], vec![]),
+        MergeError::DataTooLong {
+            len: 2000,
+            max: 1024,
+        },
+    );
+}
+
+#[test]
+fn a_remove_in_the_same_delta_frees_the_key() {
+    let mut r = receiver();
+    // x (clock 1) is removed and re-added at clock 3: no collision.
+    let s = r
+        .merge_delta(&delta("p", 5, 2, 3, vec![entry("t", "x", 3)], vec![1]))
+        .unwrap();
+    assert_eq!((s.joins, s.leaves), (1, 1));
+    assert_eq!(r.get("p", "t", "x").unwrap().reference().clock, 3);
+    // Replay and overlap change nothing.
+    let s = r
+        .merge_delta(&delta("p", 5, 2, 3, vec![entry("t", "x", 3)], vec![1]))
+        .unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 0));
+    let s = r
+        .merge_delta(&delta(
+            "p",
+            5,
+            0,
+            3,
+            vec![entry("t", "y", 2), entry("t", "x", 3)],
+            vec![],
+        ))
+        .unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 0));
+}
+
+#[test]
+fn limits_refuse_merges_without_change() {
+    let config = Config {
+        max_entries_per_replica: 2,
+        max_replicas: 2,
+        ..cfg()
+    };
+    let mut r = Presence::new(ReplicaId::new("r", 1), config).unwrap();
+    let before = dump(&r);
+    let d = delta(
+        "p",
+        1,
+        0,
+        3,
+        vec![entry("t", "a", 1), entry("t", "b", 2), entry("t", "c", 3)],
+        vec![],
+    );
+    assert_eq!(
+        r.merge_delta(&d),
+        Err(MergeError::TooManyEntries { max: 2 })
+    );
+    assert_eq!(dump(&r), before);
+    r.merge_delta(&delta("p", 1, 0, 1, vec![entry("t", "a", 1)], vec![]))
+        .unwrap();
+    assert_eq!(
+        r.merge_delta(&delta("q", 1, 0, 1, vec![entry("t", "a", 1)], vec![])),
+        Err(MergeError::TooManyReplicas { max: 2 })
+    );
+    let mut q = node("q", 1);
+    q.add("t", "z", Meta::online(0, b"")).unwrap();
+    let before = (dump(&r), r.context());
+    assert_eq!(
+        r.merge_state(&q),
+        Err(MergeError::TooManyReplicas { max: 2 })
+    );
+    assert_eq!((dump(&r), r.context()), before);
+}
+
+#[test]
+fn hostile_extracts_are_refused_without_change() {
+    let mut p = node("p", 6);
+    p.add("t", "x", Meta::online(0, b"")).unwrap();
+    let mut r = receiver();
+    let good = p.extract(&r.context());
+    let check = |r: &mut Presence, x: &Extract<'_>, expect: MergeError| {
+        let before = (dump(r), r.context());
+        assert_eq!(r.merge_extract(x), Err(expect));
+        assert_eq!((dump(r), r.context()), before);
+    };
+    let mut own = good.clone();
+    own.replicas[0].replica = ReplicaId::new("r", 1);
+    check(&mut r, &own, MergeError::OwnReplica);
+    let mut twice = good.clone();
+    twice.replicas.push(good.replicas[0].clone());
+    check(&mut r, &twice, MergeError::DuplicateReplica);
+    let mut range = good.clone();
+    range.replicas[0].since = 9;
+    check(&mut r, &range, MergeError::BadRange { start: 9, end: 1 });
+    let mut before_bad = Extract::default();
+    let mut sec = good.replicas[0].clone();
+    sec.replica = ReplicaId::new("n", 1);
+    sec.clock = 5;
+    sec.since = 0;
+    sec.alive_before = vec![1];
+    before_bad.replicas.push(sec);
+    check(
+        &mut r,
+        &before_bad,
+        MergeError::ClockOutOfRange { clock: 1 },
+    );
+
+    // A gap section (made for a state we no longer have) is skipped, counted.
+    let mut gap = good.clone();
+    gap.replicas[0].since = 1;
+    gap.replicas[0].entries.clear();
+    gap.replicas[0].alive_before = vec![1];
+    let s = r.merge_extract(&gap).unwrap();
+    assert_eq!(s.gaps, 1);
+    // p was at clock 2 with a different incarnation here: the good one retires it.
+    let s = r.merge_extract(&good).unwrap();
+    assert_eq!((s.joins, s.leaves), (1, 2));
+    assert_eq!(r.entries_of_type("t").count(), 1);
+}
+
+#[test]
+fn garbage_bytes_never_panic() {
+    let mut r = receiver();
+    let mut seed = 0x1234_5678_u64;
+    for len in 0..400 {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % 7) as u8
+            })
+            .collect();
+        if let Ok(d) = postcard::from_bytes::<Delta<'_>>(&bytes) {
+            let _ = r.merge_delta(&d);
+        }
+        if let Ok(x) = postcard::from_bytes::<Extract<'_>>(&bytes) {
+            let _ = r.merge_extract(&x);
+        }
+    }
+}

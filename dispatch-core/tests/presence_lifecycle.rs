@@ -1,0 +1,302 @@
+//! Local operations, changes, replica lifecycle and reads.
+
+mod presence_support;
+
+use dispatch_core::presence::{
+    ChangeKind, Config, Meta, OpError, Presence, ReplicaError, ReplicaId, State,
+};
+use presence_support::*;
+
+fn changes(p: &Presence) -> Vec<(ChangeKind, String, String, u64)> {
+    p.changes()
+        .map(|c| {
+            (
+                c.kind,
+                c.entry.ty().to_string(),
+                c.entry.id().to_string(),
+                c.entry.reference().clock,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn add_update_remove_report_changes_and_refs() {
+    let mut a = node("a", 7);
+    let r1 = a.add("up", "x", Meta::online(3, b"one")).unwrap();
+    assert_eq!((r1.incarnation, r1.clock), (7, 1));
+    assert_eq!(
+        changes(&a),
+        vec![(ChangeKind::Join, "up".into(), "x".into(), 1)]
+    );
+    assert_eq!(
+        a.add("up", "x", Meta::online(3, b"one")),
+        Err(OpError::AlreadyExists)
+    );
+
+    // An update that changes nothing: no clock, no delta, no change.
+    let _ = a.take_delta();
+    assert_eq!(a.update("up", "x", Meta::online(3, b"one")), Ok(None));
+    assert_eq!(a.clock(), 1);
+    assert!(a.take_delta().is_none());
+    assert_eq!(changes(&a).len(), 1, "the no-op is not a mutating call");
+
+    let r2 = a
+        .update(
+            "up",
+            "x",
+            Meta {
+                state: State::Offline,
+                slot: 3,
+                data: b"one",
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(r2.clock, 2);
+    assert_eq!(
+        changes(&a),
+        vec![
+            (ChangeKind::Leave, "up".into(), "x".into(), 1),
+            (ChangeKind::Join, "up".into(), "x".into(), 2)
+        ]
+    );
+    let e = a.get("a", "up", "x").unwrap();
+    assert_eq!(e.prev().map(|p| p.clock), Some(1));
+    assert_eq!(e.meta().state, State::Offline);
+    let leave = a.changes().next().unwrap();
+    assert_eq!(
+        leave.entry.meta().data,
+        b"one",
+        "a removed entry stays viewable until the next call"
+    );
+
+    assert_eq!(a.remove("up", "x").unwrap().clock, 2);
+    assert_eq!(a.clock(), 3);
+    assert_eq!(
+        changes(&a),
+        vec![(ChangeKind::Leave, "up".into(), "x".into(), 2)]
+    );
+    assert_eq!(a.remove("up", "x"), Err(OpError::NotFound));
+    assert!(a.get("a", "up", "x").is_none());
+    assert_eq!(a.entries_of_type("up").count(), 0);
+}
+
+#[test]
+fn local_limits_leave_state_unchanged() {
+    let config = Config {
+        max_entries_per_replica: 2,
+        max_type_len: 4,
+        max_id_len: 4,
+        max_data_len: 2,
+        ..cfg()
+    };
+    let mut a = Presence::new(ReplicaId::new("a", 1), config).unwrap();
+    a.add("t", "1", Meta::online(0, b"")).unwrap();
+    a.add("t", "2", Meta::online(0, b"")).unwrap();
+    let before = (dump(&a), a.clock());
+    assert_eq!(
+        a.add("t", "3", Meta::online(0, b"")),
+        Err(OpError::TooManyEntries { max: 2 })
+    );
+    assert_eq!(
+        a.add("ttttt", "3", Meta::online(0, b"")),
+        Err(OpError::TypeTooLong { len: 5, max: 4 })
+    );
+    assert_eq!(
+        a.add("t", "33333", Meta::online(0, b"")),
+        Err(OpError::IdTooLong { len: 5, max: 4 })
+    );
+    assert_eq!(
+        a.update("t", "1", Meta::online(0, b"abc")),
+        Err(OpError::DataTooLong { len: 3, max: 2 })
+    );
+    assert_eq!((dump(&a), a.clock()), before);
+}
+
+#[test]
+fn config_errors_say_what_to_change() {
+    let bad = Config {
+        generations: vec![10, 10],
+        ..Config::default()
+    };
+    let e = bad.validate().unwrap_err();
+    assert!(e.to_string().contains("generations[1]"), "{e}");
+    let bad = Config {
+        max_replicas: 0,
+        ..Config::default()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("max_replicas"));
+    let bad = Config {
+        generations: vec![],
+        ..Config::default()
+    };
+    assert!(Presence::new(ReplicaId::new("a", 1), bad).is_err());
+    assert!(Config::default().validate().is_ok());
+}
+
+#[test]
+fn restart_with_new_incarnation_leaves_no_zombie() {
+    let mut a = node("a", 1);
+    let mut b = node("b", 1);
+    a.add("t", "x", Meta::online(0, b"")).unwrap();
+    a.add("t", "y", Meta::online(0, b"")).unwrap();
+    b.merge_state(&a).unwrap();
+    assert_eq!(b.entries_of_type("t").count(), 2);
+
+    let mut a2 = node("a", 2);
+    a2.add("t", "z", Meta::online(0, b"")).unwrap();
+    let bytes = encode_delta(&mut a2).unwrap();
+    deliver(&mut b, &bytes, Some(&a2));
+    let seen: Vec<_> = b
+        .entries_of_type("t")
+        .map(|e| (e.id().to_string(), e.replica().incarnation))
+        .collect();
+    assert_eq!(seen, vec![("z".to_string(), 2)]);
+    let kinds: Vec<_> = b
+        .changes()
+        .map(|c| {
+            (
+                c.kind,
+                c.entry.id().to_string(),
+                c.entry.replica().incarnation,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ChangeKind::Leave, "x".into(), 1),
+            (ChangeKind::Leave, "y".into(), 1),
+            (ChangeKind::Join, "z".into(), 2)
+        ]
+    );
+    // The old incarnation's data is now stale.
+    let mut old = a.clone();
+    old.add("t", "w", Meta::online(0, b"")).unwrap();
+    let d = old.catch_up(0).unwrap();
+    assert_eq!(
+        b.merge_delta(&d),
+        Err(dispatch_core::presence::MergeError::StaleIncarnation { have: 2, got: 1 })
+    );
+    let s = b.merge_state(&old).unwrap();
+    assert_eq!(
+        (s.joins, s.leaves, s.stale),
+        (0, 0, 0),
+        "old does not offer what b has newer"
+    );
+    let s = b.merge_extract(&old.extract(&Default::default())).unwrap();
+    assert_eq!((s.joins, s.leaves, s.stale), (0, 0, 1));
+    assert_eq!(dump(&b), own(&a2));
+}
+
+#[test]
+fn down_then_up_restores_exactly_the_hidden_entries() {
+    let mut a = node("a", 1);
+    let mut b = node("b", 1);
+    for i in 0..5 {
+        a.add("t", &format!("{i}"), Meta::online(i, b"")).unwrap();
+    }
+    b.add("t", "mine", Meta::online(0, b"")).unwrap();
+    b.merge_state(&a).unwrap();
+    let full = dump(&b);
+    let s = b.replica_down(&id(&a)).unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 5));
+    assert!(b
+        .changes()
+        .all(|c| c.kind == ChangeKind::Leave && c.entry.replica().name.as_ref() == "a"));
+    assert_eq!(dump(&b), own(&b));
+    assert_eq!(b.entries_of_id("3").count(), 0);
+    assert!(b.get("a", "t", "3").is_none());
+    // Merges into a down replica apply silently.
+    a.remove("t", "0").unwrap();
+    a.add("t", "5", Meta::online(5, b"")).unwrap();
+    let bytes = encode_delta(&mut a).unwrap();
+    deliver(&mut b, &bytes, Some(&a));
+    assert_eq!(b.changes().count(), 0);
+    assert_eq!(dump(&b), own(&b));
+    let s = b.replica_down(&id(&a)).unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 0), "already down");
+
+    let s = b.replica_up(&id(&a)).unwrap();
+    assert_eq!((s.joins, s.leaves), (5, 0));
+    let mut expect = own(&a);
+    expect.extend(own(&b));
+    expect.sort();
+    assert_eq!(dump(&b), expect);
+    assert_ne!(dump(&b), full);
+
+    assert_eq!(b.remove_down_replica(&id(&a)), Err(ReplicaError::NotDown));
+    assert_eq!(b.replica_down(&id(&b)), Err(ReplicaError::OwnReplica));
+    assert_eq!(
+        b.replica_down(&ReplicaId::new("a", 9)),
+        Err(ReplicaError::Unknown)
+    );
+    b.replica_down(&id(&a)).unwrap();
+    let s = b.remove_down_replica(&id(&a)).unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 0));
+    assert_eq!(b.replicas().count(), 1);
+    assert_eq!(b.stats().entries, 1);
+}
+
+#[test]
+fn reads_are_deterministic_whatever_the_history() {
+    let mut a = node("a", 1);
+    let mut b = node("b", 1);
+    for id in ["m", "c", "x", "a"] {
+        a.add("svc", id, Meta::online(0, b"")).unwrap();
+    }
+    for id in ["c", "z", "a"] {
+        b.add("svc", id, Meta::online(1, b"")).unwrap();
+    }
+    b.add("other", "c", Meta::online(1, b"")).unwrap();
+    let mut ab = a.clone();
+    ab.merge_state(&b).unwrap();
+    let mut ba = b.clone();
+    ba.merge_state(&a).unwrap();
+    let order = |p: &Presence| -> Vec<(String, String)> {
+        p.entries_of_type("svc")
+            .map(|e| (e.id().to_string(), e.replica().name.to_string()))
+            .collect()
+    };
+    let expect: Vec<(String, String)> = [
+        ("a", "a"),
+        ("a", "b"),
+        ("c", "a"),
+        ("c", "b"),
+        ("m", "a"),
+        ("x", "a"),
+        ("z", "b"),
+    ]
+    .iter()
+    .map(|(i, r)| (i.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(order(&ab), expect);
+    assert_eq!(order(&ba), expect);
+    assert_eq!(ab.entries_of_id("c").count(), 3);
+    assert_eq!(ab.get("b", "other", "c").unwrap().meta().slot, 1);
+    assert!(ab.get("c", "other", "c").is_none());
+}
+
+#[test]
+fn catch_up_uses_the_smallest_generation_or_none() {
+    let mut a = node("a", 1); // generations 4, 16, 64
+    for i in 0..40 {
+        a.add("t", &format!("{i}"), Meta::online(0, b"")).unwrap();
+    }
+    assert_eq!(a.catch_up(40).unwrap().adds.len(), 0);
+    let small = a.catch_up(39).unwrap();
+    assert!(small.start >= 36 && small.start <= 39, "{}", small.start);
+    // The 16-op generation restarted at 32; 30 needs the 64-op one.
+    assert_eq!(a.catch_up(33).unwrap().start, 32);
+    assert_eq!(a.catch_up(30).unwrap().start, 0);
+    assert!(a.catch_up(0).is_some(), "64 ops cover all");
+    for i in 40..120 {
+        a.add("t", &format!("{i}"), Meta::online(0, b"")).unwrap();
+    }
+    assert!(a.catch_up(10).is_none(), "no generation reaches back to 10");
+}
