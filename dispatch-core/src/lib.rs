@@ -19,6 +19,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod node;
 pub mod presence;
 pub mod ring;
 pub mod rng;
@@ -26,3 +27,4 @@ pub mod sim;
 pub mod time;
 pub mod transfer;
 pub mod transmit;
+pub mod wire;

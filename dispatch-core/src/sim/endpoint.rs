@@ -37,7 +37,9 @@ pub trait Endpoint {
 
 /// The address of a simulated node: its index in the simulation. A restarted
 /// node keeps its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SimAddr(pub u16);
 
 impl SimAddr {

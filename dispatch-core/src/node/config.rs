@@ -1,0 +1,190 @@
+//! Configuration of a [`Node`](super::Node), validated before use.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::presence;
+
+/// How a node behaves on the network. Build it with [`Config::default`] or
+/// [`Config::small`] and change what you need; [`Config::validate`] (called
+/// by [`Node::new`](super::Node::new)) refuses inconsistent settings with a
+/// message that says what to change.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Identifies the cluster on the wire; datagrams of other clusters are
+    /// dropped and counted. Default 0.
+    pub cluster_id: u32,
+    /// Largest datagram the node writes, header included. Default 1200
+    /// bytes: what survives the usual Internet path without fragmenting.
+    /// At least 512.
+    pub mtu: usize,
+    /// How often a node tells every peer it is alive. Default 1 s: a crash
+    /// is noticed within `down_after` plus one period, and idle traffic is a
+    /// few dozen bytes per peer per period.
+    pub heartbeat_period: Duration,
+    /// Silence after which a peer is down: its services leave everywhere
+    /// (they return if it does). Default 10 s: ten lost heartbeats in a row
+    /// under 20% loss happen once in ten million periods. Must exceed two
+    /// heartbeat periods.
+    pub down_after: Duration,
+    /// Silence after which a down peer is forgotten and its entries purged.
+    /// Default 10 minutes, long enough for a reboot. Must exceed
+    /// `down_after`.
+    pub permanent_down_after: Duration,
+    /// How long to wait for the rest of a transfer, or for an answer to a
+    /// catch-up request, before asking again. Default 500 ms.
+    pub retry_after: Duration,
+    /// Most peers the node keeps; heartbeats from further nodes are dropped
+    /// and counted. Default 256.
+    pub max_peers: usize,
+    /// Largest transfer the node reassembles, in bytes. Default 4 MiB.
+    pub max_transfer_bytes: u32,
+    /// Most transfers being sent or received at once; each holds at most
+    /// `max_transfer_bytes`. Default 8.
+    pub max_transfers: usize,
+    /// Peers named in each heartbeat, in rotation, so membership spreads
+    /// beyond the seeds. Default 1.
+    pub gossip_peers: usize,
+    /// The transport delivers one transmit to every peer (gossipsub): the
+    /// node emits [`Destination::Broadcast`](crate::transmit::Destination)
+    /// instead of one copy per peer. Default false (UDP).
+    pub transport_broadcasts: bool,
+    /// Seed of the node's pseudo-random choices (transfer identifiers,
+    /// timer jitter). Drivers pass entropy from the OS or a hardware RNG;
+    /// tests fix it.
+    pub seed: u64,
+    /// Limits of the replicated presence set.
+    pub presence: presence::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster_id: 0,
+            mtu: 1200,
+            heartbeat_period: Duration::from_secs(1),
+            down_after: Duration::from_secs(10),
+            permanent_down_after: Duration::from_secs(600),
+            retry_after: Duration::from_millis(500),
+            max_peers: 256,
+            max_transfer_bytes: 4 << 20,
+            max_transfers: 8,
+            gossip_peers: 1,
+            transport_broadcasts: false,
+            seed: 0,
+            presence: presence::Config::default(),
+        }
+    }
+}
+
+/// A setting [`Config::validate`] refused, with what to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `mtu` is below 512 bytes or above 65507.
+    Mtu(usize),
+    /// `heartbeat_period` is zero.
+    HeartbeatPeriod,
+    /// `down_after` does not exceed two heartbeat periods.
+    DownAfter,
+    /// `permanent_down_after` does not exceed `down_after`.
+    PermanentDownAfter,
+    /// `retry_after` is zero or not shorter than `down_after`.
+    RetryAfter,
+    /// `max_peers`, `max_transfers` or `max_transfer_bytes` is zero.
+    ZeroCapacity(&'static str),
+    /// The presence set's limits are inconsistent.
+    Presence(presence::ConfigError),
+    /// `presence.max_replicas` does not exceed `max_peers` (every peer and
+    /// this node need a replica).
+    ReplicasBelowPeers,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Mtu(m) => write!(f, "mtu is {m} bytes: set it between 512 and 65507"),
+            ConfigError::HeartbeatPeriod => f.write_str("heartbeat_period is zero: give it a positive duration"),
+            ConfigError::DownAfter => f.write_str(
+                "down_after must exceed two heartbeat periods: raise down_after or shorten heartbeat_period",
+            ),
+            ConfigError::PermanentDownAfter => {
+                f.write_str("permanent_down_after must exceed down_after: raise permanent_down_after")
+            }
+            ConfigError::RetryAfter => {
+                f.write_str("retry_after must be positive and shorter than down_after")
+            }
+            ConfigError::ZeroCapacity(field) => write!(f, "{field} is zero: give it at least 1"),
+            ConfigError::Presence(e) => write!(f, "presence: {e}"),
+            ConfigError::ReplicasBelowPeers => f.write_str(
+                "presence.max_replicas must exceed max_peers: raise presence.max_replicas or lower max_peers",
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+impl From<presence::ConfigError> for ConfigError {
+    fn from(e: presence::ConfigError) -> Self {
+        ConfigError::Presence(e)
+    }
+}
+
+impl Config {
+    /// Settings for a microcontroller: 512-byte datagrams, 32 peers,
+    /// transfers of at most 16 KiB, two at a time, 64 entries per node with
+    /// names, types and ids of at most 32 bytes.
+    pub fn small() -> Self {
+        Config {
+            mtu: 512,
+            max_peers: 32,
+            max_transfer_bytes: 16 << 10,
+            max_transfers: 2,
+            presence: presence::Config {
+                max_entries_per_replica: 64,
+                max_replicas: 33,
+                max_data_len: 64,
+                max_type_len: 32,
+                max_id_len: 32,
+                max_name_len: 32,
+                generations: alloc::vec![16, 64],
+                ..presence::Config::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    /// Checks that the settings fit together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(512..=65507).contains(&self.mtu) {
+            return Err(ConfigError::Mtu(self.mtu));
+        }
+        if self.heartbeat_period.is_zero() {
+            return Err(ConfigError::HeartbeatPeriod);
+        }
+        if self.down_after <= self.heartbeat_period * 2 {
+            return Err(ConfigError::DownAfter);
+        }
+        if self.permanent_down_after <= self.down_after {
+            return Err(ConfigError::PermanentDownAfter);
+        }
+        if self.retry_after.is_zero() || self.retry_after >= self.down_after {
+            return Err(ConfigError::RetryAfter);
+        }
+        for (name, value) in [
+            ("max_peers", self.max_peers),
+            ("max_transfers", self.max_transfers),
+            ("max_transfer_bytes", self.max_transfer_bytes as usize),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroCapacity(name));
+            }
+        }
+        self.presence.validate()?;
+        if (self.presence.max_replicas as usize) <= self.max_peers {
+            return Err(ConfigError::ReplicasBelowPeers);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1048 @@
+//! The sans-IO node: one member of a Dispatch cluster.
+//!
+//! A [`Node`] holds the replicated presence set, the rings that route keys,
+//! and the peer table. It does no I/O and reads no clock: the driver feeds it
+//! datagrams, timer expiries and local commands, each with the current time,
+//! and then drains what it has to say:
+//!
+//! ```ignore
+//! node.handle_datagram(now, from, &rx[..n]);       // or handle_timeout(now), or a command
+//! while let Some(t) = node.poll_transmit(now, &mut tx) { send(t.destination, &tx[..t.len]); }
+//! while let Some(event) = node.poll_event() { app.on(event); }
+//! let next_wakeup = node.poll_timeout();            // waking early is harmless
+//! ```
+//!
+//! Time must not go backwards between calls. See the crate docs for a
+//! complete, runnable loop.
+//!
+//! ## The protocol in brief
+//! - Every node speaks only for its own entries. A local change is pushed at
+//!   once as a delta to every peer.
+//! - Every `heartbeat_period` a node sends each peer a heartbeat with its own
+//!   clock. A receiver that lacks some of the sender's changes (a lost delta,
+//!   a partition, a fresh start) asks the sender to catch it up; the sender
+//!   answers with the smallest delta generation that covers the gap, or an
+//!   extract of exactly what is missing, split into chunks when it does not
+//!   fit a datagram. A lost chunk is asked for again alone.
+//! - A peer silent for `down_after` is down (its services leave, and come
+//!   back if it returns); silent for `permanent_down_after`, it is purged.
+//!   A newer incarnation of a name replaces the old one at once; a graceful
+//!   leave removes a node's services everywhere at once.
+//! - Nodes learn about each other from seeds, then from the peers named in
+//!   heartbeats and from peer lists sent to joining nodes.
+
+mod config;
+mod event;
+mod peers;
+mod stats;
+mod transfers;
+
+pub use config::{Config, ConfigError};
+pub use event::{Event, Service};
+pub use peers::{Peer, PeerStatus};
+pub use stats::{DropReason, Stats};
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::presence::{
+    self, ChangeKind, Context, Delta, MergeError, Meta, OpError, Presence, Ref, ReplicaId, State,
+};
+use crate::ring::{Ring, Routing};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::transmit::{Destination, Transmit};
+use crate::wire::{self, Heartbeat, Message, PeerInfo, TransferBody, WireError};
+use peers::{Heard, PeerRefusal, Peers};
+use transfers::Transfers;
+
+/// The key a ring member is known by: its node's name and its id.
+pub type MemberKey = (Box<str>, Box<str>);
+
+/// Most datagrams waiting in the outbox; past it the oldest are dropped
+/// (heartbeats and anti-entropy make up for them).
+const OUTBOX_LIMIT: usize = 4096;
+
+/// Why [`Node::handle_datagram`] dropped a datagram. The node's state is
+/// unchanged, and the drop is counted in [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvError(pub DropReason);
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "datagram dropped: {:?}", self.0)
+    }
+}
+
+impl core::error::Error for RecvError {}
+
+/// Why a local command failed. Nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The presence set refused the operation (limit, duplicate, unknown).
+    Presence(OpError),
+    /// The node has left the cluster and takes no more commands.
+    Left,
+    /// Every slot of the type's ring is claimed.
+    RingFull,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Presence(e) => fmt::Display::fmt(e, f),
+            CommandError::Left => f.write_str("the node has left the cluster"),
+            CommandError::RingFull => {
+                f.write_str("every slot of this service type's ring is claimed")
+            }
+        }
+    }
+}
+
+impl core::error::Error for CommandError {}
+
+impl From<OpError> for CommandError {
+    fn from(e: OpError) -> Self {
+        CommandError::Presence(e)
+    }
+}
+
+/// Why a key found no instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FindError {
+    /// No instance of the type is known (online, unless offline ones were
+    /// allowed).
+    NoService,
+}
+
+impl fmt::Display for FindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no instance of that service type is available")
+    }
+}
+
+impl core::error::Error for FindError {}
+
+/// One member of a Dispatch cluster, generic over the transport's peer
+/// address `A`. See the [module docs](self).
+pub struct Node<A> {
+    config: Config,
+    me: ReplicaId,
+    presence: Presence,
+    rings: alloc::collections::BTreeMap<Box<str>, Ring<MemberKey>>,
+    peers: Peers<A>,
+    transfers: Transfers<A>,
+    outbox: VecDeque<(Destination<A>, Vec<u8>)>,
+    events: VecDeque<Event>,
+    rng: Rng,
+    stats: Stats,
+    next_heartbeat: Instant,
+    heartbeat_seq: u64,
+    gossip_cursor: usize,
+    left: bool,
+}
+
+impl<A> Node<A>
+where
+    A: Clone + Ord + fmt::Debug + Serialize + DeserializeOwned,
+{
+    /// A node named `me.name`, in incarnation `me.incarnation` (a number that
+    /// grows with every restart: a timestamp, or a counter kept in flash),
+    /// started at `now`. Refuses an inconsistent configuration.
+    pub fn new(me: ReplicaId, config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let presence = Presence::new(me.clone(), config.presence.clone())?;
+        let rng = Rng::new(config.seed ^ me.incarnation.rotate_left(17));
+        Ok(Node {
+            peers: Peers::new(config.max_peers),
+            transfers: Transfers::new(config.max_transfers, config.max_transfer_bytes),
+            next_heartbeat: now,
+            config,
+            me,
+            presence,
+            rings: alloc::collections::BTreeMap::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            rng,
+            stats: Stats::default(),
+            heartbeat_seq: 0,
+            gossip_cursor: 0,
+            left: false,
+        })
+    }
+
+    // ---- input: local commands ----
+
+    /// Starts talking to `seeds` (addresses of some members of the cluster).
+    /// The node greets them at once and every heartbeat period until they
+    /// answer; it learns the rest of the cluster from them.
+    pub fn join(&mut self, now: Instant, seeds: &[A]) {
+        for seed in seeds {
+            self.peers.add_contact(now, seed.clone(), true);
+        }
+        self.next_heartbeat = now;
+        self.handle_timeout(now);
+    }
+
+    /// Registers an instance `id` of service type `ty`, online, with the
+    /// application's `data`. Its slot on the type's ring is the lowest free
+    /// one this node knows of. Peers hear of it at once.
+    pub fn add_service(
+        &mut self,
+        now: Instant,
+        ty: &str,
+        id: &str,
+        data: &[u8],
+    ) -> Result<Ref, CommandError> {
+        self.check_live()?;
+        let slot = self.free_slot(ty)?;
+        let r = self.presence.add(ty, id, Meta::online(slot, data))?;
+        self.after_local_change(now);
+        Ok(r)
+    }
+
+    /// Unregisters an instance of this node.
+    pub fn remove_service(&mut self, now: Instant, ty: &str, id: &str) -> Result<(), CommandError> {
+        self.check_live()?;
+        self.presence.remove(ty, id)?;
+        self.after_local_change(now);
+        Ok(())
+    }
+
+    /// Marks an instance of this node online (routing uses it again).
+    pub fn enable_service(&mut self, now: Instant, ty: &str, id: &str) -> Result<(), CommandError> {
+        self.set_state(now, ty, id, State::Online)
+    }
+
+    /// Marks an instance of this node offline: routing skips it unless the
+    /// caller allows offline instances; it is still listed.
+    pub fn disable_service(
+        &mut self,
+        now: Instant,
+        ty: &str,
+        id: &str,
+    ) -> Result<(), CommandError> {
+        self.set_state(now, ty, id, State::Offline)
+    }
+
+    /// Leaves the cluster gracefully: every peer is told to drop this node's
+    /// services now. The node takes no more commands afterwards; drain its
+    /// transmits before dropping it.
+    pub fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let _ = now;
+        let msg: Message<'_, A> = Message::Leave {
+            from: self.me.clone(),
+        };
+        // Twice, so a single lost datagram does not leave a peer waiting for
+        // the down period.
+        self.send_to_peers(&msg);
+        self.send_to_peers(&msg);
+        self.left = true;
+    }
+
+    // ---- input: the network and timers ----
+
+    /// Feeds a datagram received from `from` at `now`. Malformed, foreign,
+    /// stale, replayed or oversized input is dropped, counted in
+    /// [`Stats`], and reported as an error; nothing else changes.
+    pub fn handle_datagram(&mut self, now: Instant, from: A, data: &[u8]) -> Result<(), RecvError> {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        if self.left {
+            return Ok(());
+        }
+        let msg: Message<'_, A> = match wire::decode(data, self.config.cluster_id) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = match e {
+                    WireError::UnsupportedVersion(_) => DropReason::Version,
+                    WireError::ForeignCluster(_) => DropReason::ForeignCluster,
+                    _ => DropReason::Malformed,
+                };
+                return Err(self.dropped(reason));
+            }
+        };
+        let sender = msg.from().clone();
+        if sender.name == self.me.name {
+            // Our own broadcast echoed back, or a node squatting our name.
+            return Err(self.dropped(DropReason::Refused));
+        }
+        if sender.name.len() > self.config.presence.max_name_len as usize {
+            return Err(self.dropped(DropReason::Refused));
+        }
+        if let Message::Leave { from } = &msg {
+            return self.on_leave(from);
+        }
+        if let Message::Heartbeat(hb) = &msg {
+            if let Some(p) = self.peers.get(&sender.name) {
+                if p.id.incarnation == sender.incarnation && hb.seq <= p.last_seq {
+                    return Err(self.dropped(DropReason::Replayed));
+                }
+            }
+        }
+        self.on_heard(now, &sender, &from)?;
+        match msg {
+            Message::Heartbeat(hb) => self.on_heartbeat(now, hb, &from),
+            Message::Peers { peers, .. } => {
+                for info in peers {
+                    self.learn_peer(now, info);
+                }
+            }
+            Message::Delta { delta, .. } => self.on_delta(now, &sender, &from, &delta),
+            Message::CatchUp { have, .. } => self.on_catch_up(now, &sender, &from, have),
+            Message::Chunk { head, data, .. } => {
+                return self.on_chunk(now, &sender, &from, head, data)
+            }
+            Message::Resend {
+                transfer, missing, ..
+            } => {
+                self.stats.chunks_resent += self.transfers.resend(now, &from, transfer, &missing);
+            }
+            Message::TransferDone { transfer, .. } => self.transfers.done(&from, transfer),
+            Message::Leave { .. } => unreachable!("handled above"),
+        }
+        Ok(())
+    }
+
+    /// Lets the node act on time: heartbeats, the failure detector, retries.
+    /// Call it when [`Node::poll_timeout`] passes; calling it early is
+    /// harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+            let period = self.config.heartbeat_period;
+            // A little jitter keeps a cluster started at once from beating
+            // in lockstep.
+            let jitter = self
+                .rng
+                .below(crate::time::duration_micros(period) / 10 + 1);
+            self.next_heartbeat = now + period + core::time::Duration::from_micros(jitter);
+        }
+        let (downed, gone) = self.peers.expire(
+            now,
+            self.config.down_after,
+            self.config.permanent_down_after,
+        );
+        for id in downed {
+            // Unknown to the set when it never had entries: nothing to hide.
+            let _ = self.presence.replica_down(&id);
+            self.apply_changes();
+            self.events.push_back(Event::PeerDown(id));
+        }
+        for id in gone {
+            self.purge(&id);
+            self.transfers.forget_peer_name(&id.name);
+            self.events.push_back(Event::PeerGone(id));
+        }
+        self.retry_catch_ups(now);
+        for (to, msg) in self.transfers.on_timeout(
+            now,
+            self.config.retry_after,
+            self.config.down_after,
+            &self.me,
+        ) {
+            self.stats.transfers_failed += u64::from(msg.is_none());
+            if let Some(msg) = msg {
+                self.send(Destination::Peer(to), &msg);
+            }
+        }
+    }
+
+    // ---- output ----
+
+    /// Writes the next datagram into `buf` (at least the configured MTU
+    /// long) and says where it goes; `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<A>> {
+        let _ = now;
+        loop {
+            if let Some((destination, bytes)) = self.outbox.pop_front() {
+                if bytes.len() > buf.len() {
+                    continue;
+                }
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += bytes.len() as u64;
+                return Some(Transmit {
+                    destination,
+                    len: bytes.len(),
+                });
+            }
+            let (to, head, data) = self.transfers.next_chunk()?;
+            let msg: Message<'_, A> = Message::Chunk {
+                from: self.me.clone(),
+                head,
+                data: &data,
+            };
+            let limit = self.config.mtu.min(buf.len());
+            match wire::encode(&msg, self.config.cluster_id, &mut buf[..limit]) {
+                Ok(len) => {
+                    self.stats.datagrams_out += 1;
+                    self.stats.bytes_out += len as u64;
+                    return Some(Transmit {
+                        destination: Destination::Peer(to),
+                        len,
+                    });
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.left {
+            return None;
+        }
+        let mut next = self.next_heartbeat;
+        let expiry = self
+            .peers
+            .next_expiry(self.config.down_after, self.config.permanent_down_after);
+        let transfers = self
+            .transfers
+            .next_deadline(self.config.retry_after, self.config.down_after);
+        let catch_ups = self
+            .peers
+            .iter()
+            .filter_map(|p| p.catch_up_at)
+            .map(|t| t + self.config.retry_after)
+            .min();
+        for t in [expiry, transfers, catch_ups].into_iter().flatten() {
+            next = next.min(t);
+        }
+        Some(next)
+    }
+
+    // ---- queries ----
+
+    /// Whether [`Node::leave`] was called.
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// This node's name and incarnation.
+    pub fn id(&self) -> &ReplicaId {
+        &self.me
+    }
+
+    /// Counters of traffic and drops.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The peers this node knows, in name order.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer<A>> {
+        self.peers.iter()
+    }
+
+    /// The replicated presence set, for reads beyond the ones below.
+    pub fn presence(&self) -> &Presence {
+        &self.presence
+    }
+
+    /// Every visible instance of `ty`, online or not, in the same order on
+    /// every node.
+    pub fn services(&self, ty: &str) -> impl Iterator<Item = presence::EntryRef<'_>> {
+        self.presence.entries_of_type(ty)
+    }
+
+    /// The online instances of `ty`.
+    pub fn online_services(&self, ty: &str) -> impl Iterator<Item = presence::EntryRef<'_>> {
+        self.services(ty)
+            .filter(|e| e.meta().state == State::Online)
+    }
+
+    /// The instance that owns `key` among the instances of `ty`: the same on
+    /// every node that sees the same set. Offline instances are considered
+    /// only when `allow_offline`.
+    pub fn find_service(
+        &self,
+        ty: &str,
+        key: &[u8],
+        allow_offline: bool,
+    ) -> Result<presence::EntryRef<'_>, FindError> {
+        let ring = self.rings.get(ty).ok_or(FindError::NoService)?;
+        let member = ring
+            .lookup(key, routing(allow_offline))
+            .ok_or(FindError::NoService)?;
+        self.presence
+            .get(&member.0, ty, &member.1)
+            .ok_or(FindError::NoService)
+    }
+
+    /// Up to `n` distinct instances for `key`, owner first, in a stable
+    /// order; fewer only when fewer exist.
+    pub fn find_multi_service(
+        &self,
+        n: usize,
+        ty: &str,
+        key: &[u8],
+        allow_offline: bool,
+    ) -> Result<Vec<presence::EntryRef<'_>>, FindError> {
+        let ring = self.rings.get(ty).ok_or(FindError::NoService)?;
+        let mut slots = vec![0; n.min(ring.len())];
+        let k = ring.lookup_n_slots(
+            crate::ring::key_hash(key),
+            routing(allow_offline),
+            &mut slots,
+        );
+        let mut found = Vec::with_capacity(k);
+        for member in slots[..k].iter().filter_map(|&slot| ring.holder(slot)) {
+            if let Some(e) = self.presence.get(&member.0, ty, &member.1) {
+                found.push(e);
+            }
+        }
+        if found.is_empty() {
+            return Err(FindError::NoService);
+        }
+        Ok(found)
+    }
+
+    // ---- internals ----
+
+    /// Our clock for `peer`'s entries (0 when we hold none of them).
+    fn clock_of(&self, peer: &ReplicaId) -> u64 {
+        self.presence
+            .replicas()
+            .find(|r| r.id == peer)
+            .map_or(0, |r| r.clock)
+    }
+
+    /// Drops every entry of `id` (left, restarted, or gone for good),
+    /// reporting the visible ones as leaves.
+    fn purge(&mut self, id: &ReplicaId) {
+        // Unknown to the set when it never had entries: nothing to drop.
+        let _ = self.presence.replica_down(id);
+        self.apply_changes();
+        let _ = self.presence.remove_down_replica(id);
+        self.apply_changes();
+    }
+
+    /// The slot a new instance of `ty` registers on.
+    fn free_slot(&self, ty: &str) -> Result<u32, CommandError> {
+        match self.rings.get(ty) {
+            None => Ok(0),
+            Some(ring) => ring.free_slot().ok_or(CommandError::RingFull),
+        }
+    }
+
+    fn check_live(&self) -> Result<(), CommandError> {
+        if self.left {
+            Err(CommandError::Left)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn dropped(&mut self, reason: DropReason) -> RecvError {
+        self.stats.drop(reason);
+        RecvError(reason)
+    }
+
+    fn set_state(
+        &mut self,
+        now: Instant,
+        ty: &str,
+        id: &str,
+        state: State,
+    ) -> Result<(), CommandError> {
+        self.check_live()?;
+        let entry = self
+            .presence
+            .get(&self.me.name, ty, id)
+            .ok_or(CommandError::Presence(OpError::NotFound))?;
+        let old = entry.meta();
+        let data = old.data.to_vec();
+        let meta = Meta {
+            state,
+            slot: old.slot,
+            data: &data,
+        };
+        if self.presence.update(ty, id, meta)?.is_some() {
+            self.after_local_change(now);
+        }
+        Ok(())
+    }
+
+    /// After a local operation: report it, then push the delta to every peer.
+    fn after_local_change(&mut self, now: Instant) {
+        let _ = now;
+        self.apply_changes();
+        self.push_delta();
+    }
+
+    fn push_delta(&mut self) {
+        let Some(delta) = self.presence.take_delta() else {
+            return;
+        };
+        let msg: Message<'_, A> = Message::Delta {
+            from: self.me.clone(),
+            delta,
+        };
+        let mut buf = vec![0u8; self.config.mtu];
+        match wire::encode(&msg, self.config.cluster_id, &mut buf) {
+            Ok(len) => {
+                buf.truncate(len);
+                self.queue_to_peers(buf);
+            }
+            Err(_) => {
+                // Too large for a datagram: peers notice from the next
+                // heartbeat's clock and catch up through a transfer.
+            }
+        }
+    }
+
+    /// Turns the presence set's last changes into ring updates and events,
+    /// then re-claims slots this node lost in a concurrent claim.
+    fn apply_changes(&mut self) {
+        let mut touched: Vec<Box<str>> = Vec::new();
+        for change in self.presence.changes() {
+            let service = Service::from_entry(&change.entry);
+            let key: MemberKey = (service.node.name.clone(), service.id.clone());
+            let ring = self.rings.entry(service.ty.clone()).or_default();
+            match change.kind {
+                ChangeKind::Join => {
+                    // A slot beyond the ring's limit leaves the instance
+                    // listed but unroutable; its node picks slots below it.
+                    let _ = ring.insert(key, service.slot, service.state == State::Online);
+                    if service.node.name == self.me.name && !touched.contains(&service.ty) {
+                        touched.push(service.ty.clone());
+                    }
+                    self.events.push_back(Event::ServiceJoined(service));
+                }
+                ChangeKind::Leave => {
+                    ring.remove(&key);
+                    self.events.push_back(Event::ServiceLeft(service));
+                }
+            }
+        }
+        self.rings.retain(|_, r| !r.is_empty());
+        self.reclaim_slots();
+    }
+
+    /// Instances of this node that lost their slot to a concurrent claim
+    /// move to a free one (an update, so peers hear of it).
+    fn reclaim_slots(&mut self) {
+        let mut moves: Vec<(Box<str>, Box<str>)> = Vec::new();
+        for (ty, ring) in &self.rings {
+            for ((node, id), _) in ring.displaced() {
+                if **node == *self.me.name {
+                    moves.push((ty.clone(), id.clone()));
+                }
+            }
+        }
+        for (ty, id) in moves {
+            let Some(slot) = self.rings.get(&ty).and_then(|r| r.free_slot()) else {
+                continue;
+            };
+            let Some(entry) = self.presence.get(&self.me.name, &ty, &id) else {
+                continue;
+            };
+            let old = entry.meta();
+            let data = old.data.to_vec();
+            let meta = Meta {
+                state: old.state,
+                slot,
+                data: &data,
+            };
+            if let Ok(Some(_)) = self.presence.update(&ty, &id, meta) {
+                // Recursion is bounded: the new slot is free in our view, so
+                // only a further concurrent claim can displace it again.
+                self.apply_changes();
+                self.push_delta();
+            }
+        }
+    }
+
+    fn on_heard(&mut self, now: Instant, id: &ReplicaId, addr: &A) -> Result<(), RecvError> {
+        match self.peers.heard(now, id, addr) {
+            Ok(Heard::New) => self.events.push_back(Event::PeerUp(id.clone())),
+            Ok(Heard::Known { came_back: false }) => {}
+            Ok(Heard::Known { came_back: true }) => {
+                let _ = self.presence.replica_up(id);
+                self.apply_changes();
+                self.events.push_back(Event::PeerUp(id.clone()));
+            }
+            Ok(Heard::Restarted { old }) => {
+                self.purge(&old);
+                self.transfers.forget_peer_name(&old.name);
+                self.events.push_back(Event::PeerGone(old));
+                self.events.push_back(Event::PeerUp(id.clone()));
+            }
+            Err(PeerRefusal::Stale) => return Err(self.dropped(DropReason::StaleIncarnation)),
+            Err(PeerRefusal::Full) => return Err(self.dropped(DropReason::TooManyPeers)),
+        }
+        Ok(())
+    }
+
+    fn on_heartbeat(&mut self, now: Instant, hb: Heartbeat<A>, from: &A) {
+        if let Some(p) = self.peers.get_mut(&hb.from.name) {
+            p.last_seq = hb.seq;
+            p.clock = hb.clock;
+        }
+        for info in hb.peers {
+            self.learn_peer(now, info);
+        }
+        if hb.want_peers {
+            self.send_peer_list(from);
+        }
+        self.maybe_catch_up(now, &hb.from);
+    }
+
+    fn learn_peer(&mut self, now: Instant, info: PeerInfo<A>) {
+        if info.id.name != self.me.name && self.peers.is_news(&info.id) {
+            self.peers.add_contact(now, info.addr, false);
+        }
+    }
+
+    /// Asks `peer` for what we lack of its entries, unless a request is
+    /// already waiting for an answer.
+    fn maybe_catch_up(&mut self, now: Instant, peer: &ReplicaId) {
+        let have = self.clock_of(peer);
+        let receiving = self.transfers.receiving_from(&peer.name);
+        let Some(p) = self.peers.get_mut(&peer.name) else {
+            return;
+        };
+        if receiving {
+            // The answer is arriving; ask again only if it stalls.
+            p.catch_up_at = Some(now);
+            return;
+        }
+        if p.clock <= have {
+            p.catch_up_at = None;
+            return;
+        }
+        if let Some(at) = p.catch_up_at {
+            if now.saturating_duration_since(at) < self.config.retry_after {
+                return;
+            }
+        }
+        p.catch_up_at = Some(now);
+        let to = p.addr.clone();
+        self.stats.catch_ups_sent += 1;
+        let msg: Message<'_, A> = Message::CatchUp {
+            from: self.me.clone(),
+            have,
+        };
+        self.send(Destination::Peer(to), &msg);
+    }
+
+    fn retry_catch_ups(&mut self, now: Instant) {
+        let retry = self.config.retry_after;
+        let due: Vec<(ReplicaId, PeerStatus)> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                p.catch_up_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= retry)
+            })
+            .map(|p| (p.id.clone(), p.status))
+            .collect();
+        for (id, status) in due {
+            if status == PeerStatus::Up {
+                self.maybe_catch_up(now, &id);
+            } else if let Some(p) = self.peers.get_mut(&id.name) {
+                // A down peer cannot answer; its next heartbeat asks anew.
+                p.catch_up_at = None;
+            }
+        }
+    }
+
+    fn on_delta(&mut self, now: Instant, sender: &ReplicaId, from: &A, delta: &Delta) {
+        let _ = from;
+        if delta.replica != *sender {
+            self.stats.drop(DropReason::Refused);
+            return;
+        }
+        match self.presence.merge_delta(delta) {
+            Ok(_) => {
+                self.stats.deltas_merged += 1;
+                self.apply_changes();
+                if let Some(p) = self.peers.get_mut(&sender.name) {
+                    p.clock = p.clock.max(delta.end);
+                }
+                self.maybe_catch_up(now, sender);
+            }
+            Err(MergeError::Gap { .. }) => {
+                self.stats.delta_gaps += 1;
+                if let Some(p) = self.peers.get_mut(&sender.name) {
+                    p.clock = p.clock.max(delta.end);
+                }
+                self.maybe_catch_up(now, sender);
+            }
+            Err(_) => self.stats.drop(DropReason::Refused),
+        }
+    }
+
+    fn on_catch_up(&mut self, now: Instant, sender: &ReplicaId, from: &A, have: u64) {
+        let _ = sender;
+        // A newer request replaces a transfer still in flight: the peer asks
+        // again only when the old one stalled or it learned of newer changes.
+        self.transfers.cancel_to(from);
+        let body = match self.presence.catch_up(have) {
+            Some(delta) => TransferBody::Delta(delta),
+            None => {
+                // Our context with our own clock lowered to the peer's:
+                // the extract then holds our section alone.
+                let mut context: Context = self.presence.context();
+                for (r, c) in &mut context.replicas {
+                    if *r == self.me {
+                        *c = have;
+                    }
+                }
+                TransferBody::Extract(self.presence.extract(&context))
+            }
+        };
+        let Ok(bytes) = wire::encode_transfer(&body) else {
+            return;
+        };
+        let chunk = self.chunk_size();
+        if self
+            .transfers
+            .start(now, from.clone(), self.rng.next_u64() as u32, bytes, chunk)
+        {
+            self.stats.transfers_sent += 1;
+        }
+    }
+
+    fn on_chunk(
+        &mut self,
+        now: Instant,
+        sender: &ReplicaId,
+        from: &A,
+        head: wire::ChunkHead,
+        data: &[u8],
+    ) -> Result<(), RecvError> {
+        match self.transfers.receive(now, sender, from, head, data) {
+            Err(()) => Err(self.dropped(DropReason::BadChunk)),
+            Ok(None) => Ok(()),
+            Ok(Some(bytes)) => {
+                let done: Message<'_, A> = Message::TransferDone {
+                    from: self.me.clone(),
+                    transfer: head.transfer,
+                };
+                self.send(Destination::Peer(from.clone()), &done);
+                let merged = match wire::decode_transfer(&bytes) {
+                    Ok(TransferBody::Delta(d)) if d.replica == *sender => {
+                        self.presence.merge_delta(&d).map(|_| ())
+                    }
+                    Ok(TransferBody::Extract(x))
+                        if x.replicas.iter().all(|s| s.replica == *sender) =>
+                    {
+                        self.presence.merge_extract(&x).map(|_| ())
+                    }
+                    _ => {
+                        self.stats.transfers_failed += 1;
+                        return Err(self.dropped(DropReason::Refused));
+                    }
+                };
+                match merged {
+                    Ok(()) => {
+                        self.stats.transfers_received += 1;
+                        self.apply_changes();
+                    }
+                    Err(_) => self.stats.transfers_failed += 1,
+                }
+                if let Some(p) = self.peers.get_mut(&sender.name) {
+                    p.catch_up_at = None;
+                }
+                self.maybe_catch_up(now, sender);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_leave(&mut self, from: &ReplicaId) -> Result<(), RecvError> {
+        match self.peers.get(&from.name) {
+            Some(p) if p.id.incarnation == from.incarnation => {
+                self.peers.depart(from);
+                self.purge(from);
+                self.transfers.forget_peer_name(&from.name);
+                self.events.push_back(Event::PeerGone(from.clone()));
+                Ok(())
+            }
+            Some(_) => Err(self.dropped(DropReason::StaleIncarnation)),
+            None => Err(self.dropped(DropReason::UnknownPeer)),
+        }
+    }
+
+    fn send_heartbeats(&mut self, now: Instant) {
+        let _ = now;
+        self.heartbeat_seq += 1;
+        let mut gossip = Vec::new();
+        let n = self.peers.len();
+        if n > 0 {
+            for k in 0..self.config.gossip_peers.min(n) {
+                let i = (self.gossip_cursor + k) % n;
+                if let Some(p) = self.peers.iter().nth(i) {
+                    if p.status == PeerStatus::Up {
+                        gossip.push(PeerInfo {
+                            id: p.id.clone(),
+                            addr: p.addr.clone(),
+                        });
+                    }
+                }
+            }
+            self.gossip_cursor = (self.gossip_cursor + self.config.gossip_peers) % n;
+        }
+        let hb = |want_peers: bool, peers: Vec<PeerInfo<A>>| Heartbeat {
+            from: self.me.clone(),
+            seq: self.heartbeat_seq,
+            clock: self.presence.clock(),
+            want_peers,
+            peers,
+        };
+        let to_peers: Message<'_, A> = Message::Heartbeat(hb(false, gossip));
+        let to_contacts: Message<'_, A> = Message::Heartbeat(hb(true, Vec::new()));
+        if self.peers.len() > 0 {
+            self.send_to_peers(&to_peers);
+        }
+        let contacts: Vec<A> = self.peers.contacts().cloned().collect();
+        for addr in contacts {
+            self.send(Destination::Peer(addr), &to_contacts);
+        }
+    }
+
+    fn send_peer_list(&mut self, to: &A) {
+        let mut peers: Vec<PeerInfo<A>> = Vec::new();
+        let mut buf = vec![0u8; self.config.mtu];
+        for p in self
+            .peers
+            .iter()
+            .filter(|p| p.status == PeerStatus::Up && p.addr != *to)
+        {
+            peers.push(PeerInfo {
+                id: p.id.clone(),
+                addr: p.addr.clone(),
+            });
+            let msg: Message<'_, A> = Message::Peers {
+                from: self.me.clone(),
+                peers: peers.clone(),
+            };
+            if wire::encode(&msg, self.config.cluster_id, &mut buf).is_err() {
+                peers.pop();
+                break;
+            }
+        }
+        if !peers.is_empty() {
+            let msg: Message<'_, A> = Message::Peers {
+                from: self.me.clone(),
+                peers,
+            };
+            self.send(Destination::Peer(to.clone()), &msg);
+        }
+    }
+
+    /// Payload bytes per chunk, so that a chunk datagram never exceeds the
+    /// MTU whatever the varint sizes of its header fields.
+    fn chunk_size(&self) -> u16 {
+        let probe: Message<'_, A> = Message::Chunk {
+            from: self.me.clone(),
+            head: wire::ChunkHead {
+                transfer: u32::MAX,
+                total_len: u32::MAX,
+                chunk_size: u16::MAX,
+                index: u32::MAX,
+            },
+            data: &[],
+        };
+        let overhead =
+            postcard::experimental::serialized_size(&probe).unwrap_or(self.config.mtu / 2);
+        // Three bytes for the length of the payload itself.
+        let room = self
+            .config
+            .mtu
+            .saturating_sub(wire::HEADER_LEN + overhead + 3);
+        u16::try_from(room.max(1)).unwrap_or(u16::MAX)
+    }
+
+    fn send_to_peers(&mut self, msg: &Message<'_, A>) {
+        let mut buf = vec![0u8; self.config.mtu];
+        let Ok(len) = wire::encode(msg, self.config.cluster_id, &mut buf) else {
+            return;
+        };
+        buf.truncate(len);
+        self.queue_to_peers(buf);
+    }
+
+    fn queue_to_peers(&mut self, bytes: Vec<u8>) {
+        if self.config.transport_broadcasts {
+            self.queue(Destination::Broadcast, bytes);
+            return;
+        }
+        let addrs: Vec<A> = self.peers.iter().map(|p| p.addr.clone()).collect();
+        for addr in addrs {
+            self.queue(Destination::Peer(addr), bytes.clone());
+        }
+    }
+
+    fn send(&mut self, to: Destination<A>, msg: &Message<'_, A>) {
+        let mut buf = vec![0u8; self.config.mtu];
+        if let Ok(len) = wire::encode(msg, self.config.cluster_id, &mut buf) {
+            buf.truncate(len);
+            self.queue(to, buf);
+        }
+    }
+
+    fn queue(&mut self, to: Destination<A>, bytes: Vec<u8>) {
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            self.outbox.pop_front();
+        }
+        self.outbox.push_back((to, bytes));
+    }
+}
+
+fn routing(allow_offline: bool) -> Routing {
+    if allow_offline {
+        Routing::AllowOffline
+    } else {
+        Routing::OnlineOnly
+    }
+}
+
+impl<A> crate::sim::Endpoint for Node<A>
+where
+    A: Copy + Ord + fmt::Debug + Serialize + DeserializeOwned,
+{
+    type Addr = A;
+    type Event = Event;
+
+    fn handle_datagram(&mut self, now: Instant, from: A, data: &[u8]) {
+        // Refusals are counted in the node's stats; tests read them there.
+        let _ = Node::handle_datagram(self, now, from, data);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<A>> {
+        Node::poll_transmit(self, now, buf)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Node::poll_event(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+}

@@ -1,0 +1,249 @@
+//! The transfers a node has in flight, in both directions, bounded in
+//! number and size.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::presence::ReplicaId;
+use crate::time::Instant;
+use crate::transfer::{Incoming, Outgoing};
+use crate::wire::{ChunkHead, Message};
+
+/// Most `(first, count)` runs one resend request names.
+const MAX_RUNS: usize = 32;
+/// Resend requests sent for one incoming transfer before it is abandoned.
+const MAX_RESENDS: u32 = 8;
+
+#[derive(Debug)]
+struct Sending<A> {
+    to: A,
+    transfer: Outgoing,
+    /// Chunks still to send, in order.
+    queue: VecDeque<u32>,
+    last_activity: Instant,
+}
+
+#[derive(Debug)]
+struct Receiving<A> {
+    from: A,
+    transfer: Incoming,
+    last_progress: Instant,
+    resends: u32,
+}
+
+/// Outgoing transfers keyed by identifier, incoming ones by sender name and
+/// identifier.
+#[derive(Debug)]
+pub(crate) struct Transfers<A> {
+    sending: BTreeMap<u32, Sending<A>>,
+    receiving: BTreeMap<(Box<str>, u32), Receiving<A>>,
+    max: usize,
+    max_bytes: u32,
+}
+
+impl<A: Clone + Ord> Transfers<A> {
+    pub(crate) fn new(max: usize, max_bytes: u32) -> Self {
+        Transfers {
+            sending: BTreeMap::new(),
+            receiving: BTreeMap::new(),
+            max,
+            max_bytes,
+        }
+    }
+
+    /// Drops the transfers in flight to `to`.
+    pub(crate) fn cancel_to(&mut self, to: &A) {
+        self.sending.retain(|_, s| s.to != *to);
+    }
+
+    /// Whether a transfer from the node named `name` is being received.
+    pub(crate) fn receiving_from(&self, name: &str) -> bool {
+        self.receiving.keys().any(|(n, _)| **n == *name)
+    }
+
+    /// Starts sending `bytes` to `to`. Refused (false) when too many
+    /// transfers are in flight, when the bytes exceed the limit, or when the
+    /// identifier is taken.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        to: A,
+        id: u32,
+        bytes: Vec<u8>,
+        chunk_size: u16,
+    ) -> bool {
+        if self.sending.len() >= self.max
+            || self.sending.contains_key(&id)
+            || bytes.len() > self.max_bytes as usize
+        {
+            return false;
+        }
+        let transfer = Outgoing::new(id, bytes, chunk_size);
+        let queue = (0..transfer.chunks()).collect();
+        self.sending.insert(
+            id,
+            Sending {
+                to,
+                transfer,
+                queue,
+                last_activity: now,
+            },
+        );
+        true
+    }
+
+    /// The next chunk to send: its destination, header and bytes.
+    pub(crate) fn next_chunk(&mut self) -> Option<(A, ChunkHead, Vec<u8>)> {
+        for s in self.sending.values_mut() {
+            while let Some(index) = s.queue.pop_front() {
+                if let Some(data) = s.transfer.chunk(index) {
+                    let head = ChunkHead {
+                        transfer: s.transfer.id(),
+                        total_len: s.transfer.total_len(),
+                        chunk_size: s.transfer.chunk_size(),
+                        index,
+                    };
+                    return Some((s.to.clone(), head, data.to_vec()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Queues the chunks `missing` names again; returns how many.
+    pub(crate) fn resend(
+        &mut self,
+        now: Instant,
+        from: &A,
+        id: u32,
+        missing: &[(u32, u32)],
+    ) -> u64 {
+        let Some(s) = self.sending.get_mut(&id) else {
+            return 0;
+        };
+        if s.to != *from {
+            return 0;
+        }
+        s.last_activity = now;
+        let chunks = s.transfer.chunks();
+        let mut n = 0;
+        for &(first, count) in missing.iter().take(MAX_RUNS) {
+            for index in first..first.saturating_add(count).min(chunks) {
+                if !s.queue.contains(&index) {
+                    s.queue.push_back(index);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The receiver has it all.
+    pub(crate) fn done(&mut self, from: &A, id: u32) {
+        if self.sending.get(&id).is_some_and(|s| s.to == *from) {
+            self.sending.remove(&id);
+        }
+    }
+
+    /// Stores a chunk. `Ok(Some(bytes))` when the transfer is complete,
+    /// `Ok(None)` while it is not, `Err(())` for a chunk that does not fit
+    /// (or would exceed the limits).
+    pub(crate) fn receive(
+        &mut self,
+        now: Instant,
+        sender: &ReplicaId,
+        from: &A,
+        head: ChunkHead,
+        data: &[u8],
+    ) -> Result<Option<Vec<u8>>, ()> {
+        let key = (sender.name.clone(), head.transfer);
+        if !self.receiving.contains_key(&key) {
+            if self.receiving.len() >= self.max {
+                return Err(());
+            }
+            let transfer = Incoming::new(
+                head.transfer,
+                head.total_len,
+                head.chunk_size,
+                self.max_bytes,
+            )
+            .map_err(|_| ())?;
+            self.receiving.insert(
+                key.clone(),
+                Receiving {
+                    from: from.clone(),
+                    transfer,
+                    last_progress: now,
+                    resends: 0,
+                },
+            );
+        }
+        let r = self.receiving.get_mut(&key).ok_or(())?;
+        if r.transfer
+            .insert(head.total_len, head.chunk_size, head.index, data)
+            .map_err(|_| ())?
+        {
+            r.last_progress = now;
+            r.resends = 0;
+        }
+        if r.transfer.is_complete() {
+            let r = self.receiving.remove(&key).ok_or(())?;
+            return Ok(r.transfer.into_bytes());
+        }
+        Ok(None)
+    }
+
+    /// Forgets everything exchanged with a peer that is gone.
+    pub(crate) fn forget_peer_name(&mut self, name: &str) {
+        self.receiving.retain(|(n, _), _| **n != *name);
+    }
+
+    /// Asks again for chunks that stopped coming, gives up on transfers that
+    /// made no progress for `give_up`, and forgets outgoing transfers nobody
+    /// asked about for `give_up`. Returns the requests to send (`Some`) and
+    /// one `None` per abandoned incoming transfer.
+    pub(crate) fn on_timeout<'m>(
+        &mut self,
+        now: Instant,
+        retry: Duration,
+        give_up: Duration,
+        me: &ReplicaId,
+    ) -> Vec<(A, Option<Message<'m, A>>)> {
+        let mut out = Vec::new();
+        self.receiving.retain(|_, r| {
+            let idle = now.saturating_duration_since(r.last_progress);
+            if idle >= give_up || r.resends >= MAX_RESENDS && idle >= retry {
+                out.push((r.from.clone(), None));
+                return false;
+            }
+            if idle >= retry * (r.resends + 1) {
+                r.resends += 1;
+                let missing = r.transfer.missing(MAX_RUNS);
+                out.push((
+                    r.from.clone(),
+                    Some(Message::Resend {
+                        from: me.clone(),
+                        transfer: r.transfer.id(),
+                        missing,
+                    }),
+                ));
+            }
+            true
+        });
+        self.sending
+            .retain(|_, s| now.saturating_duration_since(s.last_activity) < give_up);
+        out
+    }
+
+    /// When [`Transfers::on_timeout`] next has something to do.
+    pub(crate) fn next_deadline(&self, retry: Duration, give_up: Duration) -> Option<Instant> {
+        let rx = self
+            .receiving
+            .values()
+            .map(|r| r.last_progress + retry * (r.resends + 1));
+        let tx = self.sending.values().map(|s| s.last_activity + give_up);
+        rx.chain(tx).min()
+    }
+}

@@ -1,0 +1,224 @@
+//! The wire format: a fixed [`header`] followed by one postcard-encoded
+//! [`Message`].
+//!
+//! Every message names its sender ([`ReplicaId`]: node name and
+//! incarnation), so a receiver can tell a restarted node from its old self
+//! and ignore what an older incarnation still has in flight. Messages are
+//! encoded straight into the caller's buffer and decoded without copying
+//! chunk payloads.
+
+pub mod header;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::presence::{Delta, Extract, ReplicaId};
+
+pub use header::{HEADER_LEN, MAGIC, VERSION};
+
+/// Why a datagram could not be decoded or a message not encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Shorter than the header.
+    Truncated,
+    /// Does not start with Dispatch's magic bytes.
+    NotDispatch,
+    /// Speaks a wire version this build does not.
+    UnsupportedVersion(u8),
+    /// Belongs to another cluster (its identifier is given).
+    ForeignCluster(u32),
+    /// The body does not decode as a message, or has bytes left over.
+    Malformed,
+    /// The message does not fit in the buffer (or the MTU) it was meant for.
+    BufferTooSmall,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Truncated => f.write_str("datagram shorter than the Dispatch header"),
+            WireError::NotDispatch => f.write_str("datagram is not a Dispatch message"),
+            WireError::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "wire version {v} is not supported (this build speaks {VERSION})"
+                )
+            }
+            WireError::ForeignCluster(c) => write!(f, "datagram belongs to cluster {c:#010x}"),
+            WireError::Malformed => f.write_str("message body does not decode"),
+            WireError::BufferTooSmall => f.write_str("message does not fit in the buffer"),
+        }
+    }
+}
+
+impl core::error::Error for WireError {}
+
+/// One protocol message. `A` is the transport's peer address, gossiped so
+/// that nodes discover each other through their peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "A: Deserialize<'de>, 'de: 'a"))]
+pub enum Message<'a, A> {
+    /// Periodic proof of life, and the sender's own presence clock so the
+    /// receiver notices what it lacks.
+    Heartbeat(Heartbeat<A>),
+    /// Addresses of the sender's peers, sent to a node that asked for them.
+    Peers {
+        /// The sender.
+        from: ReplicaId,
+        /// Known peers and where they listen.
+        peers: Vec<PeerInfo<A>>,
+    },
+    /// Changes to the sender's own entries, pushed as soon as they happen.
+    Delta {
+        /// The sender.
+        from: ReplicaId,
+        /// The sender's operations over a contiguous clock range.
+        #[serde(borrow)]
+        delta: Delta<'a>,
+    },
+    /// "I know your entries up to `have`: send me what I lack."
+    CatchUp {
+        /// The sender.
+        from: ReplicaId,
+        /// The clock of the receiver's replica that the sender has merged.
+        have: u64,
+    },
+    /// One chunk of a transfer too large for a datagram.
+    Chunk {
+        /// The sender.
+        from: ReplicaId,
+        /// Chunk metadata.
+        head: ChunkHead,
+        /// The chunk's bytes.
+        #[serde(borrow)]
+        data: &'a [u8],
+    },
+    /// The receiver of a transfer asks for these chunks again.
+    Resend {
+        /// The sender (the transfer's receiver).
+        from: ReplicaId,
+        /// The transfer.
+        transfer: u32,
+        /// Missing chunks as `(first, count)` runs.
+        missing: Vec<(u32, u32)>,
+    },
+    /// The receiver of a transfer has it all; the sender may forget it.
+    TransferDone {
+        /// The sender (the transfer's receiver).
+        from: ReplicaId,
+        /// The transfer.
+        transfer: u32,
+    },
+    /// The sender is leaving the cluster for good: drop its entries now.
+    Leave {
+        /// The sender.
+        from: ReplicaId,
+    },
+}
+
+impl<A> Message<'_, A> {
+    /// The node that sent this message.
+    pub fn from(&self) -> &ReplicaId {
+        match self {
+            Message::Heartbeat(h) => &h.from,
+            Message::Peers { from, .. }
+            | Message::Delta { from, .. }
+            | Message::CatchUp { from, .. }
+            | Message::Chunk { from, .. }
+            | Message::Resend { from, .. }
+            | Message::TransferDone { from, .. }
+            | Message::Leave { from } => from,
+        }
+    }
+}
+
+/// The body of a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat<A> {
+    /// The sender.
+    pub from: ReplicaId,
+    /// Increases with every heartbeat of this incarnation; a heartbeat that
+    /// does not increase it is a replay and is dropped.
+    pub seq: u64,
+    /// The sender's clock for its own entries.
+    pub clock: u64,
+    /// The sender wants the receiver's peer list (it is joining).
+    pub want_peers: bool,
+    /// A few of the sender's peers, in rotation, so membership spreads.
+    pub peers: Vec<PeerInfo<A>>,
+}
+
+/// A peer and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo<A> {
+    /// The peer's name and incarnation.
+    pub id: ReplicaId,
+    /// Its address on the transport.
+    pub addr: A,
+}
+
+/// Identifies one chunk of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHead {
+    /// The transfer, chosen by its sender.
+    pub transfer: u32,
+    /// Length of the whole encoded [`TransferBody`].
+    pub total_len: u32,
+    /// Size of every chunk but the last.
+    pub chunk_size: u16,
+    /// This chunk's position.
+    pub index: u32,
+}
+
+/// What a transfer carries once reassembled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferBody<'a> {
+    /// A delta too large for one datagram.
+    #[serde(borrow)]
+    Delta(Delta<'a>),
+    /// An extract of the sender's entries the receiver lacks.
+    #[serde(borrow)]
+    Extract(Extract<'a>),
+}
+
+/// Encodes `msg` for `cluster` into `buf`, returning the length written.
+pub fn encode<A: Serialize>(
+    msg: &Message<'_, A>,
+    cluster: u32,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    header::write(buf, cluster)?;
+    let body =
+        postcard::to_slice(msg, &mut buf[HEADER_LEN..]).map_err(|_| WireError::BufferTooSmall)?;
+    Ok(HEADER_LEN + body.len())
+}
+
+/// Decodes a datagram for `cluster`. Chunk payloads borrow from `datagram`.
+pub fn decode<'a, A: Deserialize<'a>>(
+    datagram: &'a [u8],
+    cluster: u32,
+) -> Result<Message<'a, A>, WireError> {
+    let body = header::read(datagram, cluster)?;
+    let (msg, rest) = postcard::take_from_bytes(body).map_err(|_| WireError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed);
+    }
+    Ok(msg)
+}
+
+/// Encodes a transfer body.
+pub fn encode_transfer(body: &TransferBody<'_>) -> Result<Vec<u8>, WireError> {
+    postcard::to_allocvec(body).map_err(|_| WireError::BufferTooSmall)
+}
+
+/// Decodes a reassembled transfer body.
+pub fn decode_transfer(bytes: &[u8]) -> Result<TransferBody<'_>, WireError> {
+    let (body, rest) = postcard::take_from_bytes(bytes).map_err(|_| WireError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed);
+    }
+    Ok(body)
+}
