@@ -201,16 +201,22 @@ fn heal_converge(n: usize, seed: u64, entries: usize) -> f64 {
             node.add_service(now, "split", &id, b"").expect("add")
         })
         .expect("up");
+        // Registrations arrive over about two seconds, not in one instant.
+        sim.run_for(Duration::from_secs(2) / entries as u32)
+            .expect("runs");
     }
     sim.run_for(Duration::from_millis(500)).expect("runs");
     sim.heal();
     let t0 = sim.now();
-    let done = sim
-        .run_until_condition(
-            |s| (0..n).all(|i| s.node(i).unwrap().services("split").count() == entries),
-            t0 + Duration::from_secs(120),
-        )
-        .expect("runs");
+    // Checked every 10 ms of virtual time: counting 10,000 entries on every
+    // node after every datagram would dominate the run.
+    let all_there =
+        |s: &Cluster| (0..n).all(|i| s.node(i).unwrap().services("split").count() == entries);
+    let mut done = false;
+    while !done && sim.now() < t0 + Duration::from_secs(120) {
+        sim.run_for(Duration::from_millis(10)).expect("runs");
+        done = all_there(&sim);
+    }
     if done {
         sim.now().saturating_duration_since(t0).as_secs_f64() * 1e3
     } else {

@@ -457,3 +457,76 @@ fn no_false_downs_under_twenty_percent_loss() {
         Ok::<(), String>(())
     });
 }
+
+#[test]
+fn a_512_byte_mtu_carries_everything() {
+    let config = Config {
+        mtu: 512,
+        ..Config::default()
+    };
+    let mut cfg_link = lan();
+    cfg_link.loss_ppm = 50_000;
+    let mut sim = cluster_with(4, 9, cfg_link, None, config);
+    sim.run_for(Duration::from_secs(2)).unwrap();
+    let mut model = Model::new();
+    for k in 0..200 {
+        let id = format!("a-rather-long-instance-name-{k:04}");
+        sim.with_node(k % 4, |n, now| {
+            n.add_service(now, "uploader", &id, &[7; 100])
+        })
+        .unwrap()
+        .unwrap();
+        model.insert((format!("n{}", k % 4), "uploader".into(), id));
+    }
+    let t = sim.now();
+    assert!(sim
+        .run_until_condition(|s| converged(s, &model), t + Duration::from_secs(10))
+        .unwrap());
+    for i in 0..4 {
+        assert_eq!(
+            sim.stats(i).dropped.oversize,
+            0,
+            "n{i} wrote past 512 bytes"
+        );
+    }
+}
+
+#[test]
+fn a_replayed_heartbeat_is_dropped_and_counted() {
+    use dispatch_core::node::{DropReason, RecvError};
+    let now = Instant::ZERO;
+    let mut a: Node<u8> = Node::new(ReplicaId::new("a", 1), Config::default(), now).unwrap();
+    let mut b: Node<u8> = Node::new(ReplicaId::new("b", 1), Config::default(), now).unwrap();
+    a.join(now, &[2]);
+    let mut buf = [0u8; 1500];
+    let t = a.poll_transmit(now, &mut buf).expect("a greets its seed");
+    let heartbeat = buf[..t.len].to_vec();
+    assert_eq!(b.handle_datagram(now, 1, &heartbeat), Ok(()));
+    assert_eq!(
+        b.handle_datagram(now, 1, &heartbeat),
+        Err(RecvError(DropReason::Replayed))
+    );
+    assert_eq!(b.stats().dropped(DropReason::Replayed), 1);
+    assert_eq!(b.peers().count(), 1);
+}
+
+#[test]
+fn the_peer_table_is_bounded() {
+    let mut config = Config::default();
+    config.max_peers = 2;
+    config.presence.max_replicas = 3;
+    let mut sim = cluster_with(6, 10, lan(), Some(6), config);
+    sim.run_for(Duration::from_secs(5)).unwrap();
+    let mut refused = 0;
+    for i in 0..6 {
+        let node = sim.node(i).unwrap();
+        assert!(node.peers().count() <= 2);
+        refused += node
+            .stats()
+            .dropped(dispatch_core::node::DropReason::TooManyPeers);
+    }
+    assert!(
+        refused > 0,
+        "six nodes that know each other overflow a table of two"
+    );
+}

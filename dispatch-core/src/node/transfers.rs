@@ -13,8 +13,9 @@ use crate::wire::{ChunkHead, Message};
 
 /// Most `(first, count)` runs one resend request names.
 const MAX_RUNS: usize = 32;
-/// Resend requests sent for one incoming transfer before it is abandoned.
-const MAX_RESENDS: u32 = 8;
+/// Resend requests sent for one incoming transfer without progress before
+/// it is abandoned (the receiver then asks for a fresh catch-up).
+const MAX_RESENDS: u32 = 3;
 
 #[derive(Debug)]
 struct Sending<A> {
@@ -160,6 +161,9 @@ impl<A: Clone + Ord> Transfers<A> {
     ) -> Result<Option<Vec<u8>>, ()> {
         let key = (sender.name.clone(), head.transfer);
         if !self.receiving.contains_key(&key) {
+            // A sender has one transfer in flight to us: a new one replaces
+            // whatever it sent before.
+            self.receiving.retain(|(name, _), _| *name != key.0);
             if self.receiving.len() >= self.max {
                 return Err(());
             }
@@ -214,7 +218,7 @@ impl<A: Clone + Ord> Transfers<A> {
         let mut out = Vec::new();
         self.receiving.retain(|_, r| {
             let idle = now.saturating_duration_since(r.last_progress);
-            if idle >= give_up || r.resends >= MAX_RESENDS && idle >= retry {
+            if idle >= give_up || r.resends >= MAX_RESENDS && idle >= retry * (r.resends + 1) {
                 out.push((r.from.clone(), None));
                 return false;
             }
