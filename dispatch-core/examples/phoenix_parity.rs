@@ -99,34 +99,49 @@ fn config() -> Config {
     }
 }
 
+/// Writes `prefix` and the decimal digits of `n` into `buf`, reusing its
+/// allocation, and returns it.
+fn name<'a>(buf: &'a mut String, prefix: &str, mut n: u64) -> &'a str {
+    buf.clear();
+    buf.push_str(prefix);
+    let mut digits = [0u8; 20];
+    let mut k = digits.len();
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.push_str(std::str::from_utf8(&digits[k..]).expect("ASCII digits"));
+    buf
+}
+
 fn s1_type(i: u64, types: u64) -> String {
     format!("topic{}", mix(i) % types)
 }
 
 fn create_s1(size: u64, types: u64) -> Presence {
     let mut s1 = Presence::new(ReplicaId::new("s1", 1), config()).expect("default config is valid");
+    let (mut ty, mut id) = (String::new(), String::new());
     for i in 0..size {
         let data = i.to_le_bytes();
-        s1.add(
-            &s1_type(i, types),
-            &format!("user{i}"),
-            Meta::online(i as u32, &data),
-        )
-        .expect("within limits");
+        let ty = name(&mut ty, "topic", mix(i) % types);
+        s1.add(ty, name(&mut id, "user", i), Meta::online(i as u32, &data))
+            .expect("within limits");
     }
     s1
 }
 
 fn create_s2(size: u64) -> Presence {
     let mut s2 = Presence::new(ReplicaId::new("s2", 1), config()).expect("default config is valid");
+    let (mut ty, mut id) = (String::new(), String::new());
     for i in 0..size {
         let data = i.to_le_bytes();
-        s2.add(
-            &format!("topic{i}"),
-            &format!("user{i}"),
-            Meta::online(i as u32, &data),
-        )
-        .expect("within limits");
+        let ty = name(&mut ty, "topic", i);
+        s2.add(ty, name(&mut id, "user", i), Meta::online(i as u32, &data))
+            .expect("within limits");
     }
     s2
 }

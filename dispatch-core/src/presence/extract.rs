@@ -197,7 +197,7 @@ impl Presence {
                     }
                 }
             };
-            let mut entries = Vec::new();
+            let mut entries = Vec::with_capacity(s.entries.len());
             let mut alive_before = Vec::new();
             for &i in &s.entries {
                 let ck = self.record(i).clock;

@@ -54,7 +54,7 @@ use entry::Record;
 use generations::Window;
 use hash::Keyed;
 use replica::ReplicaSlot;
-use store::{ChangeRec, TypeRec};
+use store::{ChangeRec, Slot, TypeRec};
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -80,8 +80,9 @@ pub struct Summary {
 /// Storage: a slab of entry records addressed by `u32`; interned types, each
 /// with its members in the deterministic read order; per-replica entry lists
 /// so that down, up and purge cost time in proportion to that replica; and
-/// three keyed-hash indexes of `u32` ((replica, type, id), (replica, clock)
-/// and id). Merging a delta costs time in proportion to the delta.
+/// three keyed-hash indexes ((replica, type, id), (replica, clock) and id)
+/// whose buckets hold a `u32` slab index, plus 32 bits of the hash for the
+/// string-keyed ones so that growing them never re-reads the strings. Merging a delta costs time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
@@ -93,15 +94,15 @@ pub struct Presence {
     /// Types whose last member left in this call; freed at the next call so
     /// that the change views can still name them.
     empty_types: Vec<u32>,
-    type_idx: HashTable<u32>,
+    type_idx: HashTable<Slot>,
     replicas: Vec<Option<ReplicaSlot>>,
     free_replicas: Vec<u32>,
     /// Replica slots retired in this call; freed at the next call.
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
-    key_idx: HashTable<u32>,
+    key_idx: HashTable<Slot>,
     dot_idx: HashTable<u32>,
-    id_idx: HashTable<u32>,
+    id_idx: HashTable<Slot>,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
     removed: Vec<Record>,
