@@ -149,7 +149,7 @@ fn simulate(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(160))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn replicas_converge(n in 3usize..=5, steps in prop::collection::vec(step(5), 0..150)) {

@@ -115,9 +115,9 @@ impl Presence {
     pub fn new(me: ReplicaId, config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         if me.name.len() > config.max_name_len as usize {
-            return Err(ConfigError::LimitTooLarge {
-                field: "max_name_len (shorter than our own name)",
-                max: MAX_LEN,
+            return Err(ConfigError::NameTooLong {
+                len: me.name.len(),
+                max: config.max_name_len,
             });
         }
         let hasher = Keyed::new(config.hash_seed);

@@ -353,7 +353,8 @@ impl Presence {
         });
         self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
-            s.entries.reserve(n);
+            // Headroom, so that the next small merge does not copy a big list.
+            s.entries.reserve(n + n / 8);
         }
     }
 
