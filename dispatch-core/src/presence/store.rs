@@ -17,6 +17,10 @@ const KEEP_CAPACITY: usize = 1024;
 /// removed by sweeping the indexes once.
 const BULK_MIN: usize = 4096;
 
+/// Types with at most this many members are scanned rather than searched
+/// when a member leaves.
+const SCAN_MAX: usize = 64;
+
 /// One recorded change of the last mutating call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ChangeRec {
@@ -456,7 +460,18 @@ impl Presence {
         let (r, t, clock, pos) = (x.replica, x.ty, x.clock, x.pos);
         let h = self.hasher;
         let id_hash = h.bytes(x.id_bytes());
-        let at = self.member_pos(t, x.id_bytes(), r);
+        // Small types are scanned for the index itself, which reads no
+        // other record; large ones are searched by key.
+        let members = self.types[t as usize]
+            .as_ref()
+            .expect("a record's type is live")
+            .members
+            .as_slice();
+        let at = if members.len() <= SCAN_MAX {
+            members.iter().position(|&m| m == i).ok_or(0)
+        } else {
+            self.member_pos(t, x.id_bytes(), r)
+        };
         if let Ok(at) = at {
             let tr = self.types[t as usize]
                 .as_mut()
