@@ -15,16 +15,48 @@ const N: usize = 3;
 
 #[derive(Debug, Arbitrary)]
 enum Step {
-    Put { at: u8, ty: u8, id: u8, data: u8, offline: bool },
-    Del { at: u8, ty: u8, id: u8 },
-    Push { at: u8, copies: u8 },
-    Deliver { pick: u16 },
-    Transfer { from: u8, to: u8 },
-    Down { at: u8, k: u8 },
-    Up { at: u8, k: u8 },
-    Purge { at: u8, k: u8 },
-    Restart { at: u8 },
-    Garbage { bytes: Vec<u8>, extract: bool },
+    Put {
+        at: u8,
+        ty: u8,
+        id: u8,
+        data: u8,
+        offline: bool,
+    },
+    Del {
+        at: u8,
+        ty: u8,
+        id: u8,
+    },
+    Push {
+        at: u8,
+        copies: u8,
+    },
+    Deliver {
+        pick: u16,
+    },
+    Transfer {
+        from: u8,
+        to: u8,
+    },
+    Down {
+        at: u8,
+        k: u8,
+    },
+    Up {
+        at: u8,
+        k: u8,
+    },
+    Purge {
+        at: u8,
+        k: u8,
+    },
+    Restart {
+        at: u8,
+    },
+    Garbage {
+        bytes: Vec<u8>,
+        extract: bool,
+    },
 }
 
 type Row = (String, u64, String, String, u64, State, u32, Vec<u8>);
@@ -71,11 +103,16 @@ fn transfer(dst: &mut Presence, src: &Presence) {
     let x = src.extract(&dst.context());
     let bytes = postcard::to_allocvec(&x).expect("encodes");
     let x: Extract<'_> = postcard::from_bytes(&bytes).expect("decodes");
-    dst.merge_extract(&x).expect("a transfer between honest replicas applies");
+    dst.merge_extract(&x)
+        .expect("a transfer between honest replicas applies");
 }
 
 fn peer(p: &Presence, k: u8) -> Option<ReplicaId> {
-    let others: Vec<_> = p.replicas().filter(|r| *r.id != *p.me()).map(|r| r.id.clone()).collect();
+    let others: Vec<_> = p
+        .replicas()
+        .filter(|r| *r.id != *p.me())
+        .map(|r| r.id.clone())
+        .collect();
     (!others.is_empty()).then(|| others[k as usize % others.len()].clone())
 }
 
@@ -86,12 +123,26 @@ fuzz_target!(|steps: Vec<Step>| {
     let mut queue: Vec<(usize, usize, Vec<u8>)> = Vec::new();
     for s in steps.iter().take(400) {
         match *s {
-            Step::Put { at, ty, id, data, offline } => {
+            Step::Put {
+                at,
+                ty,
+                id,
+                data,
+                offline,
+            } => {
                 let p = &mut nodes[at as usize % N];
                 let (ty, id) = (format!("t{}", ty % 4), format!("i{}", id % 8));
                 let data = [data; 4];
-                let state = if offline { State::Offline } else { State::Online };
-                let meta = Meta { state, slot: u32::from(data[0]), data: &data[..usize::from(data[0] % 5)] };
+                let state = if offline {
+                    State::Offline
+                } else {
+                    State::Online
+                };
+                let meta = Meta {
+                    state,
+                    slot: u32::from(data[0]),
+                    data: &data[..usize::from(data[0] % 5)],
+                };
                 let name = p.me().name.clone();
                 if p.get(&name, &ty, &id).is_some() {
                     p.update(&ty, &id, meta).expect("within limits");
@@ -100,7 +151,8 @@ fuzz_target!(|steps: Vec<Step>| {
                 }
             }
             Step::Del { at, ty, id } => {
-                let _ = nodes[at as usize % N].remove(&format!("t{}", ty % 4), &format!("i{}", id % 8));
+                let _ =
+                    nodes[at as usize % N].remove(&format!("t{}", ty % 4), &format!("i{}", id % 8));
             }
             Step::Push { at, copies } => {
                 let from = at as usize % N;
@@ -123,7 +175,9 @@ fuzz_target!(|steps: Vec<Step>| {
                             let src = nodes[from].clone();
                             match src.catch_up(have) {
                                 Some(c) => {
-                                    nodes[to].merge_delta(&c).expect("a catch-up covers the gap");
+                                    nodes[to]
+                                        .merge_delta(&c)
+                                        .expect("a catch-up covers the gap");
                                 }
                                 None => transfer(&mut nodes[to], &src),
                             }
@@ -165,19 +219,30 @@ fuzz_target!(|steps: Vec<Step>| {
             Step::Garbage { ref bytes, extract } => {
                 let before = (dump(&bystander), bystander.context());
                 let refused = if extract {
-                    postcard::from_bytes::<Extract<'_>>(bytes).ok().map(|x| bystander.merge_extract(&x).is_err())
+                    postcard::from_bytes::<Extract<'_>>(bytes)
+                        .ok()
+                        .map(|x| bystander.merge_extract(&x).is_err())
                 } else {
-                    postcard::from_bytes::<Delta<'_>>(bytes).ok().map(|d| bystander.merge_delta(&d).is_err())
+                    postcard::from_bytes::<Delta<'_>>(bytes)
+                        .ok()
+                        .map(|d| bystander.merge_delta(&d).is_err())
                 };
                 if refused == Some(true) {
-                    assert!((dump(&bystander), bystander.context()) == before, "a refused merge changed the set");
+                    assert!(
+                        (dump(&bystander), bystander.context()) == before,
+                        "a refused merge changed the set"
+                    );
                 }
             }
             Step::Deliver { .. } => {}
         }
     }
     for a in 0..N {
-        let down: Vec<_> = nodes[a].replicas().filter(|r| !r.up).map(|r| r.id.clone()).collect();
+        let down: Vec<_> = nodes[a]
+            .replicas()
+            .filter(|r| !r.up)
+            .map(|r| r.id.clone())
+            .collect();
         for r in down {
             nodes[a].replica_up(&r).expect("known");
         }
@@ -196,7 +261,9 @@ fuzz_target!(|steps: Vec<Step>| {
         .iter()
         .flat_map(|p| {
             let me = p.me().clone();
-            dump(p).into_iter().filter(move |r| *r.0 == *me.name && r.1 == me.incarnation)
+            dump(p)
+                .into_iter()
+                .filter(move |r| *r.0 == *me.name && r.1 == me.incarnation)
         })
         .collect();
     model.sort();
