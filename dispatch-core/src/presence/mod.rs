@@ -28,6 +28,7 @@
 
 mod config;
 mod delta;
+mod entries;
 mod entry;
 mod error;
 mod extract;
@@ -41,6 +42,7 @@ pub use config::{
     Config, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN, MAX_REPLICAS,
 };
 pub use delta::Delta;
+pub use entries::Entries;
 pub use entry::{Meta, Ref, State, WireEntry};
 pub use error::{ConfigError, MergeError, OpError, ReplicaError};
 pub use extract::{Context, Extract, ReplicaExtract};
