@@ -8,10 +8,16 @@
 //! contiguous clock range) or an [`Extract`] (the live entries it lacks and
 //! the clocks of the older entries that are still alive).
 //!
-//! Feed it, then drain it: local operations and merges return a
-//! [`Summary`], and [`Presence::changes`] lists the entries that joined and
-//! left in the last mutating call. [`Presence::take_delta`] drains the local
-//! operations to push to peers.
+//! Feed it, then drain it: local operations return the entry's [`Ref`],
+//! merges and replica lifecycle calls return a [`Summary`], and
+//! [`Presence::changes`] lists the entries that joined and left in the last
+//! mutating call (until the next one). [`Presence::take_delta`] drains the
+//! local operations to push to peers; [`Presence::catch_up`] and
+//! [`Presence::extract`] answer a lagging peer. Deltas and extracts borrow
+//! the set: encode them (`postcard::to_slice`) and drop them.
+//!
+//! Everything from the network is validated fully before anything changes:
+//! on error the set is unchanged and the [`MergeError`] says why.
 //!
 //! ```
 //! use dispatch_core::presence::{Config, Meta, Presence, ReplicaId};
