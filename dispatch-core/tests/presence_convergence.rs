@@ -115,14 +115,14 @@ fn simulate(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
         }
     }
     // Anti-entropy: everyone marks everyone up, then transfers all pairs twice.
-    for a in 0..n {
-        let down: Vec<_> = nodes[a]
+    for p in nodes.iter_mut() {
+        let down: Vec<_> = p
             .replicas()
             .filter(|r| !r.up)
             .map(|r| r.id.clone())
             .collect();
         for r in down {
-            nodes[a].replica_up(&r).unwrap();
+            p.replica_up(&r).unwrap();
         }
     }
     for _ in 0..2 {
@@ -149,7 +149,7 @@ fn simulate(n: usize, steps: &[Step]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(160))]
+    #![proptest_config(ProptestConfig::with_cases(400))]
 
     #[test]
     fn replicas_converge(n in 3usize..=5, steps in prop::collection::vec(step(5), 0..150)) {

@@ -259,7 +259,7 @@ fn hostile_extracts_are_refused_without_change() {
     // A gap section (made for a state we no longer have) is skipped, counted.
     let mut gap = good.clone();
     gap.replicas[0].since = 1;
-    gap.replicas[0].entries.clear();
+    gap.replicas[0].entries = Vec::new().into();
     gap.replicas[0].alive_before = vec![1];
     let s = r.merge_extract(&gap).unwrap();
     assert_eq!(s.gaps, 1);
@@ -289,4 +289,26 @@ fn garbage_bytes_never_panic() {
             let _ = r.merge_extract(&x);
         }
     }
+}
+
+#[test]
+fn an_extract_survives_the_wire_unchanged() {
+    let mut p = node("p", 1);
+    for i in 0..20 {
+        p.add("t", &format!("{i}"), Meta::online(i, &[i as u8; 3]))
+            .unwrap();
+    }
+    p.remove("t", "4").unwrap();
+    let mut r = node("r", 1);
+    r.merge_state(&p).unwrap();
+    p.remove("t", "5").unwrap();
+    p.add("u", "x", Meta::online(0, b"")).unwrap();
+    let x = p.extract(&r.context());
+    assert_eq!(x.replicas.len(), 1);
+    assert_eq!(x.replicas[0].entries.len(), 1);
+    assert_eq!(x.replicas[0].alive_before.len(), 18);
+    let bytes = postcard::to_allocvec(&x).unwrap();
+    let y: Extract<'_> = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(x, y);
+    assert_eq!(x.replicas[0].entries.get(0).unwrap().id, "x");
 }

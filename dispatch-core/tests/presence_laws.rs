@@ -63,7 +63,7 @@ fn pair(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn merge_is_commutative_associative_idempotent(steps in prop::collection::vec(step(), 0..60)) {

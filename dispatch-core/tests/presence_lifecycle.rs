@@ -300,3 +300,58 @@ fn catch_up_uses_the_smallest_generation_or_none() {
     }
     assert!(a.catch_up(10).is_none(), "no generation reaches back to 10");
 }
+
+#[test]
+fn large_replicas_are_removed_in_bulk_consistently() {
+    let mut a = node("a", 1);
+    let mut b = node("b", 1);
+    for i in 0..6000 {
+        a.add(
+            &format!("t{}", i % 7),
+            &format!("{i}"),
+            Meta::online(i, b"d"),
+        )
+        .unwrap();
+    }
+    for i in 0..50 {
+        b.add(
+            &format!("t{}", i % 7),
+            &format!("{i}"),
+            Meta::online(i, b""),
+        )
+        .unwrap();
+    }
+    b.merge_state(&a).unwrap();
+    // A new incarnation retires the old one in bulk, reporting every leave.
+    let mut a2 = node("a", 2);
+    a2.add("t1", "1", Meta::online(1, b"")).unwrap();
+    let s = b.merge_state(&a2).unwrap();
+    assert_eq!((s.joins, s.leaves), (1, 6000));
+    assert!(b
+        .changes()
+        .filter(|c| c.kind == ChangeKind::Leave)
+        .all(|c| c.entry.meta().data == b"d"));
+    let mut expect = own(&b);
+    expect.extend(own(&a2));
+    expect.sort();
+    assert_eq!(dump(&b), expect);
+    assert_eq!(b.entries_of_id("1").count(), 2);
+    assert_eq!(b.entries_of_type("t1").count(), 8);
+
+    // Purging a large down replica in bulk, then reusing the same keys.
+    let mut c = node("c", 1);
+    c.merge_state(&a).unwrap();
+    c.add("t0", "0", Meta::online(0, b"")).unwrap();
+    c.replica_down(&id(&a)).unwrap();
+    let s = c.remove_down_replica(&id(&a)).unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 0));
+    assert_eq!(c.stats().entries, 1);
+    assert_eq!(c.stats().types, 1);
+    c.merge_state(&a).unwrap();
+    assert_eq!(c.entries_of_id("3").count(), 1);
+    assert_eq!(c.get("a", "t3", "3").unwrap().meta().slot, 3);
+    let mut expect = own(&a);
+    expect.extend(own(&c));
+    expect.sort();
+    assert_eq!(dump(&c), expect);
+}

@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
+use super::entries::Entries;
 use super::entry::WireEntry;
 use super::error::MergeError;
 use super::replica::ReplicaId;
@@ -85,7 +86,7 @@ impl Presence {
                 need: d.start,
             });
         }
-        self.check_entries(&d.adds, d.start, d.end)?;
+        self.check_entries(&d.adds[..], d.start, d.end)?;
         check_increasing(&d.removes, 0, d.start)?;
         let max = self.config.max_entries_per_replica;
         if d.removes.len() > max as usize {
@@ -112,13 +113,13 @@ impl Presence {
                 !contains_clock(&d.adds, ck)
             }
         };
-        let new = self.check_new(target, &d.adds, c, &doomed, gone)?;
+        let new = self.check_new(target, &d.adds[..], c, &doomed, gone)?;
         self.begin();
         let s = self.target_slot(target, &d.replica);
         for i in doomed {
             self.remove_record(i, true);
         }
-        self.insert_all(s, &d.adds, c, new);
+        self.insert_all(s, &d.adds[..], c, new);
         let slot = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live");
@@ -169,20 +170,21 @@ impl Presence {
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
     /// previous refs, and no two sharing a (type, id).
-    pub(crate) fn check_entries(
+    pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
-        entries: &[WireEntry<'_>],
+        entries: &E,
         lo: u64,
         hi: u64,
     ) -> Result<(), MergeError> {
         let c = &self.config;
-        if entries.len() > c.max_entries_per_replica as usize {
+        if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,
             });
         }
         let mut last = lo;
-        for e in entries {
+        for k in 0..entries.count() {
+            let e = entries.at(k);
             if e.clock <= lo || e.clock > hi {
                 return Err(MergeError::ClockOutOfRange { clock: e.clock });
             }
@@ -214,17 +216,20 @@ impl Presence {
         }
         let h = self.hasher;
         let key = |e: &WireEntry<'_>| h.words(h.bytes(e.ty.as_bytes()), h.bytes(e.id.as_bytes()));
-        let mut seen: HashTable<u32> = HashTable::with_capacity(entries.len());
-        for (n, e) in entries.iter().enumerate() {
-            let hash = key(e);
-            let dup = seen.find(hash, |&m| {
-                let o = &entries[m as usize];
-                o.ty == e.ty && o.id == e.id
+        let mut seen: HashTable<(u32, u64)> = HashTable::with_capacity(entries.count());
+        for n in 0..entries.count() {
+            let e = entries.at(n);
+            let hash = key(&e);
+            let dup = seen.find(hash, |&(m, mh)| {
+                mh == hash && {
+                    let o = entries.at(m as usize);
+                    o.ty == e.ty && o.id == e.id
+                }
             });
             if dup.is_some() {
                 return Err(MergeError::DuplicateKey { clock: e.clock });
             }
-            seen.insert_unique(hash, n as u32, |&m| key(&entries[m as usize]));
+            seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
         }
         Ok(())
     }
@@ -232,20 +237,20 @@ impl Presence {
     /// Counts the entries after `c` to insert and checks that none collides
     /// with a kept entry and that the replica stays within its limit.
     /// `gone(i)` says whether our record `i` is removed by the same data.
-    pub(crate) fn check_new(
+    pub(crate) fn check_new<'a, E: Seq<'a> + ?Sized>(
         &self,
         target: Target,
-        entries: &[WireEntry<'_>],
+        entries: &E,
         c: u64,
         doomed: &[u32],
         gone: impl Fn(&Presence, u32) -> bool,
     ) -> Result<usize, MergeError> {
-        let first = entries.partition_point(|e| e.clock <= c);
-        let new = &entries[first..];
+        let first = entries.first_after(c);
+        let new = first..entries.count();
         let mut have = 0;
         if let Some(s) = target.slot() {
             have = self.replica(s).entries.len();
-            for e in new {
+            for e in new.clone().map(|k| entries.at(k)) {
                 let hit = self.find_type(e.ty).and_then(|t| self.find_key(s, t, e.id));
                 if let Some(i) = hit {
                     if !gone(self, i) {
@@ -278,9 +283,16 @@ impl Presence {
     }
 
     /// Inserts the `new` entries after clock `c` into replica slot `s`.
-    pub(crate) fn insert_all(&mut self, s: u32, entries: &[WireEntry<'_>], c: u64, new: usize) {
+    pub(crate) fn insert_all<'a, E: Seq<'a> + ?Sized>(
+        &mut self,
+        s: u32,
+        entries: &E,
+        c: u64,
+        new: usize,
+    ) {
         self.reserve(s, new);
-        for e in entries.iter().filter(|e| e.clock > c) {
+        for k in entries.first_after(c)..entries.count() {
+            let e = entries.at(k);
             self.insert_record(s, e.ty, e.id, e.clock, e.prev, e.meta);
         }
     }
@@ -308,6 +320,37 @@ impl Presence {
 
 fn contains_clock(entries: &[WireEntry<'_>], clock: u64) -> bool {
     entries.binary_search_by_key(&clock, |e| e.clock).is_ok()
+}
+
+/// Entries by position, as deltas (slices) and extracts ([`Entries`]) hold them.
+pub(crate) trait Seq<'a> {
+    fn count(&self) -> usize;
+    fn at(&self, k: usize) -> WireEntry<'a>;
+    fn first_after(&self, clock: u64) -> usize;
+}
+
+impl<'a> Seq<'a> for [WireEntry<'a>] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn at(&self, k: usize) -> WireEntry<'a> {
+        self[k]
+    }
+    fn first_after(&self, clock: u64) -> usize {
+        self.partition_point(|e| e.clock <= clock)
+    }
+}
+
+impl<'a> Seq<'a> for Entries<'a> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn at(&self, k: usize) -> WireEntry<'a> {
+        Entries::at(self, k)
+    }
+    fn first_after(&self, clock: u64) -> usize {
+        Entries::first_after(self, clock)
+    }
 }
 
 /// Checks that `clocks` are strictly increasing and inside `(lo, hi]`.

@@ -23,6 +23,13 @@ pub enum ConfigError {
         /// How many sizes were given.
         count: usize,
     },
+    /// Our own replica name is longer than `max_name_len`.
+    NameTooLong {
+        /// The length of our name in bytes.
+        len: usize,
+        /// The configured `max_name_len`.
+        max: u32,
+    },
     /// `generations` is not strictly increasing, or a size is zero or too large.
     GenerationSize {
         /// The position of the offending size.
@@ -37,6 +44,10 @@ impl fmt::Display for ConfigError {
             ConfigError::LimitTooLarge { field, max } => {
                 write!(f, "config field `{field}` is too large; set it to at most {max}")
             }
+            ConfigError::NameTooLong { len, max } => write!(
+                f,
+                "our replica name has {len} bytes but `max_name_len` is {max}; raise it or shorten the name"
+            ),
             ConfigError::GenerationCount { count } => write!(
                 f,
                 "config `generations` has {count} sizes; give between 1 and {}",

@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::delta::{check_increasing, Target};
-use super::entry::WireEntry;
+use super::entries::Entries;
 use super::error::MergeError;
 use super::replica::ReplicaId;
 use super::{Presence, Summary};
@@ -35,7 +35,7 @@ pub struct ReplicaExtract<'a> {
     pub since: u64,
     /// Live entries with a clock in `(since, clock]`, by increasing clock.
     #[serde(borrow)]
-    pub entries: Vec<WireEntry<'a>>,
+    pub entries: Entries<'a>,
     /// Clocks `<= since` of the live entries, increasing.
     pub alive_before: Vec<u64>,
 }
@@ -197,18 +197,19 @@ impl Presence {
                     }
                 }
             };
-            let mut entries = Vec::new();
+            let mut slots = Vec::new();
             let mut alive_before = Vec::new();
             for &i in &s.entries {
                 let ck = self.record(i).clock;
                 if ck > since {
-                    entries.push(self.wire(i));
+                    slots.push(i);
                 } else {
                     alive_before.push(ck);
                 }
             }
-            entries.sort_unstable_by_key(|e| e.clock);
+            slots.sort_unstable_by_key(|&i| self.record(i).clock);
             alive_before.sort_unstable();
+            let entries = Entries::local(self, slots);
             replicas.push(ReplicaExtract {
                 replica: s.id.clone(),
                 clock: s.clock,
@@ -225,7 +226,7 @@ impl Presence {
         if ck <= sec.since {
             sec.alive_before.binary_search(&ck).is_err()
         } else if ck <= c {
-            sec.entries.binary_search_by_key(&ck, |e| e.clock).is_err()
+            !sec.entries.has_clock(ck)
         } else {
             false
         }

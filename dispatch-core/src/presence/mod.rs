@@ -8,10 +8,16 @@
 //! contiguous clock range) or an [`Extract`] (the live entries it lacks and
 //! the clocks of the older entries that are still alive).
 //!
-//! Feed it, then drain it: local operations and merges return a
-//! [`Summary`], and [`Presence::changes`] lists the entries that joined and
-//! left in the last mutating call. [`Presence::take_delta`] drains the local
-//! operations to push to peers.
+//! Feed it, then drain it: local operations return the entry's [`Ref`],
+//! merges and replica lifecycle calls return a [`Summary`], and
+//! [`Presence::changes`] lists the entries that joined and left in the last
+//! mutating call (until the next one). [`Presence::take_delta`] drains the
+//! local operations to push to peers; [`Presence::catch_up`] and
+//! [`Presence::extract`] answer a lagging peer. Deltas and extracts borrow
+//! the set: encode them (`postcard::to_slice`) and drop them.
+//!
+//! Everything from the network is validated fully before anything changes:
+//! on error the set is unchanged and the [`MergeError`] says why.
 //!
 //! ```
 //! use dispatch_core::presence::{Config, Meta, Presence, ReplicaId};
@@ -28,6 +34,7 @@
 
 mod config;
 mod delta;
+mod entries;
 mod entry;
 mod error;
 mod extract;
@@ -41,6 +48,7 @@ pub use config::{
     Config, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN, MAX_REPLICAS,
 };
 pub use delta::Delta;
+pub use entries::Entries;
 pub use entry::{Meta, Ref, State, WireEntry};
 pub use error::{ConfigError, MergeError, OpError, ReplicaError};
 pub use extract::{Context, Extract, ReplicaExtract};
@@ -54,7 +62,7 @@ use entry::Record;
 use generations::Window;
 use hash::Keyed;
 use replica::ReplicaSlot;
-use store::{ChangeRec, TypeRec};
+use store::{ChangeRec, Slot, TypeRec};
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -80,8 +88,9 @@ pub struct Summary {
 /// Storage: a slab of entry records addressed by `u32`; interned types, each
 /// with its members in the deterministic read order; per-replica entry lists
 /// so that down, up and purge cost time in proportion to that replica; and
-/// three keyed-hash indexes of `u32` ((replica, type, id), (replica, clock)
-/// and id). Merging a delta costs time in proportion to the delta.
+/// three keyed-hash indexes ((replica, type, id), (replica, clock) and id)
+/// whose buckets hold a `u32` slab index, plus 32 bits of the hash for the
+/// string-keyed ones so that growing them never re-reads the strings. Merging a delta costs time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
@@ -93,15 +102,15 @@ pub struct Presence {
     /// Types whose last member left in this call; freed at the next call so
     /// that the change views can still name them.
     empty_types: Vec<u32>,
-    type_idx: HashTable<u32>,
+    type_idx: HashTable<Slot>,
     replicas: Vec<Option<ReplicaSlot>>,
     free_replicas: Vec<u32>,
     /// Replica slots retired in this call; freed at the next call.
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
-    key_idx: HashTable<u32>,
+    key_idx: HashTable<Slot>,
     dot_idx: HashTable<u32>,
-    id_idx: HashTable<u32>,
+    id_idx: HashTable<Slot>,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
     removed: Vec<Record>,
@@ -114,9 +123,9 @@ impl Presence {
     pub fn new(me: ReplicaId, config: Config) -> Result<Self, ConfigError> {
         config.validate()?;
         if me.name.len() > config.max_name_len as usize {
-            return Err(ConfigError::LimitTooLarge {
-                field: "max_name_len (shorter than our own name)",
-                max: MAX_LEN,
+            return Err(ConfigError::NameTooLong {
+                len: me.name.len(),
+                max: config.max_name_len,
             });
         }
         let hasher = Keyed::new(config.hash_seed);

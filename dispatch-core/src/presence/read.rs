@@ -2,7 +2,7 @@
 
 use super::entry::{Meta, Record, Ref, WireEntry};
 use super::replica::ReplicaId;
-use super::store::ChangeRec;
+use super::store::{spread, ChangeRec};
 use super::Presence;
 
 /// A borrowed view of one entry; reading it copies nothing.
@@ -88,7 +88,7 @@ pub struct Stats {
     pub entries: usize,
     /// Entries visible to reads.
     pub visible: usize,
-    /// Interned service types.
+    /// Service types with at least one entry.
     pub types: usize,
     /// Known replicas, ours included.
     pub replicas: usize,
@@ -114,10 +114,11 @@ impl Presence {
     /// The visible entries with this service id, of every type and replica,
     /// in no particular order.
     pub fn entries_of_id<'a>(&'a self, id: &'a str) -> impl Iterator<Item = EntryRef<'a>> + 'a {
+        let h = self.hasher.bytes(id.as_bytes()) as u32;
         self.id_idx
-            .iter_hash(self.hasher.bytes(id.as_bytes()))
-            .filter(move |&&i| self.record(i).id_bytes() == id.as_bytes())
-            .filter_map(move |&i| self.visible(i))
+            .iter_hash(spread(h))
+            .filter(move |&&(i, hh)| hh == h && self.record(i).id_bytes() == id.as_bytes())
+            .filter_map(move |&(i, _)| self.visible(i))
     }
 
     /// The visible entry (`ty`, `id`) of the replica named `replica`.
@@ -174,7 +175,9 @@ impl Presence {
             st.string_bytes += r.bytes.len();
         }
         for t in self.types.iter().flatten() {
-            st.types += 1;
+            if !t.members.as_slice().is_empty() {
+                st.types += 1;
+            }
             st.string_bytes += t.name.len();
         }
         st

@@ -1,6 +1,7 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
 use alloc::boxed::Box;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
@@ -11,6 +12,14 @@ use super::{Presence, Summary};
 
 /// Change buffers keep at most this capacity between calls.
 const KEEP_CAPACITY: usize = 1024;
+
+/// Replicas with at least this many entries, and a quarter of the set, are
+/// removed by sweeping the indexes once.
+const BULK_MIN: usize = 4096;
+
+/// Types with at most this many members are scanned rather than searched
+/// when a member leaves.
+const SCAN_MAX: usize = 64;
 
 /// One recorded change of the last mutating call.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +61,22 @@ impl Members {
         }
     }
 
+    fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        match self {
+            Members::One(x) => {
+                if !keep(*x) {
+                    *self = Members::Many(Vec::new());
+                }
+            }
+            Members::Many(v) => {
+                v.retain(|&i| keep(i));
+                if v.len() == 1 {
+                    *self = Members::One(v[0]);
+                }
+            }
+        }
+    }
+
     fn remove(&mut self, pos: usize) {
         match self {
             Members::One(_) => *self = Members::Many(Vec::new()),
@@ -72,8 +97,19 @@ pub(crate) struct TypeRec {
     pub(crate) members: Members,
 }
 
-pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u64 {
-    h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty))
+/// A bucket of a string-keyed index: a slab (or type) index and the low
+/// 32 bits of its keyed hash. The table hash is [`spread`] of those bits.
+pub(crate) type Slot = (u32, u32);
+
+/// The table hash of a stored 32-bit hash: both halves of the table hash
+/// (bucket index and control byte) depend on all 32 bits.
+#[inline]
+pub(crate) fn spread(h: u32) -> u64 {
+    (u64::from(h) | (u64::from(h) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u32 {
+    h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty)) as u32
 }
 
 pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u64 {
@@ -107,8 +143,8 @@ impl Presence {
                 matches!(&self.types[t as usize], Some(tr) if tr.members.as_slice().is_empty());
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
-                let h = self.hasher.bytes(tr.name.as_bytes());
-                if let Ok(e) = self.type_idx.find_entry(h, |&x| x == t) {
+                let h = self.hasher.bytes(tr.name.as_bytes()) as u32;
+                if let Ok(e) = self.type_idx.find_entry(spread(h), |&(x, _)| x == t) {
                     e.remove();
                 }
                 self.free_types.push(t);
@@ -163,20 +199,23 @@ impl Presence {
     }
 
     pub(crate) fn find_type(&self, name: &str) -> Option<u32> {
-        let h = self.hasher.bytes(name.as_bytes());
+        let h = self.hasher.bytes(name.as_bytes()) as u32;
         self.type_idx
-            .find(h, |&t| self.type_name(t) == name)
-            .copied()
+            .find(spread(h), |&(t, hh)| hh == h && self.type_name(t) == name)
+            .map(|&(t, _)| t)
     }
 
     pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &str) -> Option<u32> {
         let h = key_hash(&self.hasher, self.hasher.bytes(id.as_bytes()), replica, ty);
         self.key_idx
-            .find(h, |&i| {
+            .find(spread(h), |&(i, hh)| {
+                if hh != h {
+                    return false;
+                }
                 let r = self.record(i);
                 r.replica == replica && r.ty == ty && r.id_bytes() == id.as_bytes()
             })
-            .copied()
+            .map(|&(i, _)| i)
     }
 
     pub(crate) fn find_dot(&self, replica: u32, clock: u64) -> Option<u32> {
@@ -230,18 +269,63 @@ impl Presence {
             e.remove();
         }
         let list = core::mem::take(&mut self.replicas[r as usize].as_mut().expect("live").entries);
-        for &i in &list {
-            self.unlink(i, report, false);
+        let live = self.slab.len() - self.free.len();
+        if list.len() >= BULK_MIN && list.len() * 4 >= live {
+            self.unlink_bulk(&list, report);
+        } else {
+            for &i in &list {
+                self.unlink(i, report, false);
+            }
         }
         self.retired.push(r);
     }
 
+    /// Removes many records of one replica at once: instead of one index
+    /// lookup per record, each index is swept once against a bitmap of the
+    /// doomed slab slots. Used when they are a large share of the set, so the
+    /// sweep still costs time in proportion to them.
+    fn unlink_bulk(&mut self, list: &[u32], report: bool) {
+        let mut dead = vec![0u64; self.slab.len().div_ceil(64)];
+        let mut touched = vec![0u64; self.types.len().div_ceil(64)];
+        for &i in list {
+            dead[i as usize / 64] |= 1 << (i % 64);
+            let record = self.slab[i as usize]
+                .take()
+                .expect("listed records are live");
+            touched[record.ty as usize / 64] |= 1 << (record.ty % 64);
+            self.free.push(i);
+            if report {
+                self.removed.push(record);
+                self.changes
+                    .push(ChangeRec::Gone((self.removed.len() - 1) as u32));
+            }
+        }
+        let is_dead = |i: u32| dead[i as usize / 64] >> (i % 64) & 1 == 1;
+        for (w, &bits) in touched.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let t = (w * 64) as u32 + bits.trailing_zeros();
+                bits &= bits - 1;
+                let tr = self.types[t as usize]
+                    .as_mut()
+                    .expect("a record's type is live");
+                tr.members.retain(|i| !is_dead(i));
+                if tr.members.as_slice().is_empty() {
+                    self.empty_types.push(t);
+                }
+            }
+        }
+        self.key_idx.retain(|&mut (i, _)| !is_dead(i));
+        self.id_idx.retain(|&mut (i, _)| !is_dead(i));
+        self.dot_idx.retain(|&mut i| !is_dead(i));
+    }
+
     /// Interns a type name.
     fn intern_type(&mut self, name: &str) -> u32 {
-        let h = self.hasher.bytes(name.as_bytes());
-        if let Some(&t) = self.type_idx.find(h, |&t| self.type_name(t) == name) {
+        if let Some(t) = self.find_type(name) {
             return t;
         }
+        let h = self.hasher.bytes(name.as_bytes()) as u32;
         let tr = TypeRec {
             name: name.into(),
             members: Members::Many(Vec::new()),
@@ -256,16 +340,8 @@ impl Presence {
                 (self.types.len() - 1) as u32
             }
         };
-        let (hasher, types) = (self.hasher, &self.types);
-        self.type_idx.insert_unique(h, t, |&x| {
-            hasher.bytes(
-                types[x as usize]
-                    .as_ref()
-                    .expect("indexed types are live")
-                    .name
-                    .as_bytes(),
-            )
-        });
+        self.type_idx
+            .insert_unique(spread(h), (t, h), |&(_, hh)| spread(hh));
         t
     }
 
@@ -274,18 +350,15 @@ impl Presence {
         let extra = n.saturating_sub(self.free.len());
         self.slab.reserve(extra);
         let (h, slab) = (self.hasher, &self.slab);
-        self.key_idx.reserve(n, |&i| {
-            let x = rec(slab, i);
-            key_hash(&h, h.bytes(x.id_bytes()), x.replica, x.ty)
-        });
+        self.key_idx.reserve(n, |&(_, hh)| spread(hh));
         self.dot_idx.reserve(n, |&i| {
             let x = rec(slab, i);
             dot_hash(&h, x.replica, x.clock)
         });
-        self.id_idx
-            .reserve(n, |&i| h.bytes(rec(slab, i).id_bytes()));
+        self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
-            s.entries.reserve(n);
+            // Headroom, so that the next small merge does not copy a big list.
+            s.entries.reserve(n + n / 8);
         }
     }
 
@@ -348,17 +421,16 @@ impl Presence {
         let h = self.hasher;
         let id_hash = h.bytes(id.as_bytes());
         let slab = &self.slab;
+        let kh = key_hash(&h, id_hash, r, t);
         self.key_idx
-            .insert_unique(key_hash(&h, id_hash, r, t), i, |&x| {
-                let x = rec(slab, x);
-                key_hash(&h, h.bytes(x.id_bytes()), x.replica, x.ty)
-            });
+            .insert_unique(spread(kh), (i, kh), |&(_, hh)| spread(hh));
         self.dot_idx.insert_unique(dot_hash(&h, r, clock), i, |&x| {
             let x = rec(slab, x);
             dot_hash(&h, x.replica, x.clock)
         });
+        let ih = id_hash as u32;
         self.id_idx
-            .insert_unique(id_hash, i, |&x| h.bytes(rec(slab, x).id_bytes()));
+            .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
         let at = match self.member_pos(t, id.as_bytes(), r) {
             Ok(at) | Err(at) => at,
         };
@@ -388,7 +460,18 @@ impl Presence {
         let (r, t, clock, pos) = (x.replica, x.ty, x.clock, x.pos);
         let h = self.hasher;
         let id_hash = h.bytes(x.id_bytes());
-        let at = self.member_pos(t, x.id_bytes(), r);
+        // Small types are scanned for the index itself, which reads no
+        // other record; large ones are searched by key.
+        let members = self.types[t as usize]
+            .as_ref()
+            .expect("a record's type is live")
+            .members
+            .as_slice();
+        let at = if members.len() <= SCAN_MAX {
+            members.iter().position(|&m| m == i).ok_or(0)
+        } else {
+            self.member_pos(t, x.id_bytes(), r)
+        };
         if let Ok(at) = at {
             let tr = self.types[t as usize]
                 .as_mut()
@@ -399,13 +482,15 @@ impl Presence {
             }
         }
         for (table, hash) in [
-            (&mut self.key_idx, key_hash(&h, id_hash, r, t)),
-            (&mut self.dot_idx, dot_hash(&h, r, clock)),
-            (&mut self.id_idx, id_hash),
+            (&mut self.key_idx, spread(key_hash(&h, id_hash, r, t))),
+            (&mut self.id_idx, spread(id_hash as u32)),
         ] {
-            if let Ok(e) = table.find_entry(hash, |&x| x == i) {
+            if let Ok(e) = table.find_entry(hash, |&(x, _)| x == i) {
                 e.remove();
             }
+        }
+        if let Ok(e) = self.dot_idx.find_entry(dot_hash(&h, r, clock), |&x| x == i) {
+            e.remove();
         }
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
