@@ -34,6 +34,12 @@ pub struct Config {
     /// How long to wait for the rest of a transfer, or for an answer to a
     /// catch-up request, before asking again. Default 500 ms.
     pub retry_after: Duration,
+    /// How long a lag may last before the node asks for a catch-up: deltas
+    /// reordered by the network fill it sooner. Default 20 ms, several times
+    /// a LAN's jitter. Must be shorter than `retry_after`.
+    pub reorder_window: Duration,
+    /// Deltas kept per peer while the ones before them are late. Default 16.
+    pub reorder_buffer: usize,
     /// Most peers the node keeps; heartbeats from further nodes are dropped
     /// and counted. Default 256.
     pub max_peers: usize,
@@ -66,6 +72,8 @@ impl Default for Config {
             down_after: Duration::from_secs(10),
             permanent_down_after: Duration::from_secs(600),
             retry_after: Duration::from_millis(500),
+            reorder_window: Duration::from_millis(20),
+            reorder_buffer: 16,
             max_peers: 256,
             max_transfer_bytes: 4 << 20,
             max_transfers: 8,
@@ -91,6 +99,8 @@ pub enum ConfigError {
     PermanentDownAfter,
     /// `retry_after` is zero or not shorter than `down_after`.
     RetryAfter,
+    /// `reorder_window` is not shorter than `retry_after`.
+    ReorderWindow,
     /// `max_peers`, `max_transfers` or `max_transfer_bytes` is zero.
     ZeroCapacity(&'static str),
     /// The presence set's limits are inconsistent.
@@ -113,6 +123,9 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::RetryAfter => {
                 f.write_str("retry_after must be positive and shorter than down_after")
+            }
+            ConfigError::ReorderWindow => {
+                f.write_str("reorder_window must be shorter than retry_after: shorten reorder_window")
             }
             ConfigError::ZeroCapacity(field) => write!(f, "{field} is zero: give it at least 1"),
             ConfigError::Presence(e) => write!(f, "presence: {e}"),
@@ -141,6 +154,7 @@ impl Config {
             max_peers: 32,
             max_transfer_bytes: 16 << 10,
             max_transfers: 2,
+            reorder_buffer: 4,
             presence: presence::Config {
                 max_entries_per_replica: 64,
                 max_replicas: 33,
@@ -171,6 +185,9 @@ impl Config {
         }
         if self.retry_after.is_zero() || self.retry_after >= self.down_after {
             return Err(ConfigError::RetryAfter);
+        }
+        if self.reorder_window >= self.retry_after {
+            return Err(ConfigError::ReorderWindow);
         }
         for (name, value) in [
             ("max_peers", self.max_peers),

@@ -43,7 +43,7 @@ pub use peers::{Peer, PeerStatus};
 pub use stats::{DropReason, Stats};
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -131,6 +131,14 @@ impl fmt::Display for FindError {
 
 impl core::error::Error for FindError {}
 
+/// A delta kept until the ones before it arrive: its clock range and the
+/// datagram it came in.
+struct EarlyDelta {
+    start: u64,
+    end: u64,
+    datagram: Vec<u8>,
+}
+
 /// One member of a Dispatch cluster, generic over the transport's peer
 /// address `A`. See the [module docs](self).
 pub struct Node<A> {
@@ -141,10 +149,16 @@ pub struct Node<A> {
     peers: Peers<A>,
     transfers: Transfers<A>,
     outbox: VecDeque<(Destination<A>, Vec<u8>)>,
+    /// Deltas that arrived before the ones they follow, per peer name.
+    early: BTreeMap<Box<str>, Vec<EarlyDelta>>,
     events: VecDeque<Event>,
     rng: Rng,
     stats: Stats,
     next_heartbeat: Instant,
+    /// When to move instances that lost a concurrent slot claim.
+    reclaim_at: Option<Instant>,
+    /// The latest time fed in, for decisions made while draining changes.
+    last_now: Instant,
     heartbeat_seq: u64,
     gossip_cursor: usize,
     left: bool,
@@ -165,11 +179,14 @@ where
             peers: Peers::new(config.max_peers),
             transfers: Transfers::new(config.max_transfers, config.max_transfer_bytes),
             next_heartbeat: now,
+            reclaim_at: None,
+            last_now: now,
             config,
             me,
             presence,
             rings: alloc::collections::BTreeMap::new(),
             outbox: VecDeque::new(),
+            early: BTreeMap::new(),
             events: VecDeque::new(),
             rng,
             stats: Stats::default(),
@@ -257,6 +274,7 @@ where
     /// stale, replayed or oversized input is dropped, counted in
     /// [`Stats`], and reported as an error; nothing else changes.
     pub fn handle_datagram(&mut self, now: Instant, from: A, data: &[u8]) -> Result<(), RecvError> {
+        self.last_now = self.last_now.max(now);
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
         if self.left {
@@ -299,7 +317,7 @@ where
                     self.learn_peer(now, info);
                 }
             }
-            Message::Delta { delta, .. } => self.on_delta(now, &sender, &from, &delta),
+            Message::Delta { delta, .. } => self.on_delta(now, &sender, &delta, data),
             Message::CatchUp { have, .. } => self.on_catch_up(now, &sender, &from, have),
             Message::Chunk { head, data, .. } => {
                 return self.on_chunk(now, &sender, &from, head, data)
@@ -319,6 +337,7 @@ where
     /// Call it when [`Node::poll_timeout`] passes; calling it early is
     /// harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
         if self.left {
             return;
         }
@@ -349,6 +368,10 @@ where
             self.events.push_back(Event::PeerGone(id));
         }
         self.retry_catch_ups(now);
+        if self.reclaim_at.is_some_and(|t| t <= now) {
+            self.reclaim_at = None;
+            self.reclaim_slots();
+        }
         for (to, msg) in self.transfers.on_timeout(
             now,
             self.config.retry_after,
@@ -419,12 +442,8 @@ where
         let transfers = self
             .transfers
             .next_deadline(self.config.retry_after, self.config.down_after);
-        let catch_ups = self
-            .peers
-            .iter()
-            .filter_map(|p| p.catch_up_at)
-            .map(|t| t + self.config.retry_after)
-            .min();
+        let catch_ups = self.peers.iter().filter_map(|p| p.ask_at).min();
+        let catch_ups = catch_ups.into_iter().chain(self.reclaim_at).min();
         for t in [expiry, transfers, catch_ups].into_iter().flatten() {
             next = next.min(t);
         }
@@ -529,6 +548,7 @@ where
     /// Drops every entry of `id` (left, restarted, or gone for good),
     /// reporting the visible ones as leaves.
     fn purge(&mut self, id: &ReplicaId) {
+        self.early.remove(&*id.name);
         // Unknown to the set when it never had entries: nothing to drop.
         let _ = self.presence.replica_down(id);
         self.apply_changes();
@@ -584,7 +604,7 @@ where
 
     /// After a local operation: report it, then push the delta to every peer.
     fn after_local_change(&mut self, now: Instant) {
-        let _ = now;
+        self.last_now = self.last_now.max(now);
         self.apply_changes();
         self.push_delta();
     }
@@ -613,33 +633,46 @@ where
     /// Turns the presence set's last changes into ring updates and events,
     /// then re-claims slots this node lost in a concurrent claim.
     fn apply_changes(&mut self) {
-        let mut touched: Vec<Box<str>> = Vec::new();
+        let mut contested = false;
         for change in self.presence.changes() {
             let service = Service::from_entry(&change.entry);
             let key: MemberKey = (service.node.name.clone(), service.id.clone());
-            let ring = self.rings.entry(service.ty.clone()).or_default();
             match change.kind {
                 ChangeKind::Join => {
+                    let ring = self.rings.entry(service.ty.clone()).or_default();
                     // A slot beyond the ring's limit leaves the instance
                     // listed but unroutable; its node picks slots below it.
                     let _ = ring.insert(key, service.slot, service.state == State::Online);
-                    if service.node.name == self.me.name && !touched.contains(&service.ty) {
-                        touched.push(service.ty.clone());
-                    }
+                    contested |= ring
+                        .displaced()
+                        .any(|((node, _), _)| **node == *self.me.name);
                     self.events.push_back(Event::ServiceJoined(service));
                 }
                 ChangeKind::Leave => {
-                    ring.remove(&key);
+                    if let Some(ring) = self.rings.get_mut(&service.ty) {
+                        ring.remove(&key);
+                        if ring.is_empty() {
+                            self.rings.remove(&service.ty);
+                        }
+                    }
                     self.events.push_back(Event::ServiceLeft(service));
                 }
             }
         }
-        self.rings.retain(|_, r| !r.is_empty());
-        self.reclaim_slots();
+        if contested && self.reclaim_at.is_none() {
+            // Nodes that lost a concurrent claim move after a random pause,
+            // each in one batch, so that they see each other's new claims
+            // instead of colliding again on the same free slots.
+            let pause = self
+                .rng
+                .below(2 * crate::time::duration_micros(self.config.reorder_window) + 1);
+            self.reclaim_at = Some(self.last_now + core::time::Duration::from_micros(pause));
+        }
     }
 
     /// Instances of this node that lost their slot to a concurrent claim
-    /// move to a free one (an update, so peers hear of it).
+    /// move to the lowest free slot (an update, so peers hear of it); all
+    /// of them in one delta.
     fn reclaim_slots(&mut self) {
         let mut moves: Vec<(Box<str>, Box<str>)> = Vec::new();
         for (ty, ring) in &self.rings {
@@ -664,12 +697,10 @@ where
                 data: &data,
             };
             if let Ok(Some(_)) = self.presence.update(&ty, &id, meta) {
-                // Recursion is bounded: the new slot is free in our view, so
-                // only a further concurrent claim can displace it again.
                 self.apply_changes();
-                self.push_delta();
             }
         }
+        self.push_delta();
     }
 
     fn on_heard(&mut self, now: Instant, id: &ReplicaId, addr: &A) -> Result<(), RecvError> {
@@ -713,29 +744,34 @@ where
         }
     }
 
-    /// Asks `peer` for what we lack of its entries, unless a request is
-    /// already waiting for an answer.
+    /// Asks `peer` for what we lack of its entries. The first time a lag
+    /// shows, it waits `reorder_window` for deltas still on their way; then
+    /// it asks, and asks again every `retry_after` until the lag is gone.
     fn maybe_catch_up(&mut self, now: Instant, peer: &ReplicaId) {
         let have = self.clock_of(peer);
         let receiving = self.transfers.receiving_from(&peer.name);
+        let (window, retry) = (self.config.reorder_window, self.config.retry_after);
         let Some(p) = self.peers.get_mut(&peer.name) else {
             return;
         };
+        if p.clock <= have {
+            p.ask_at = None;
+            return;
+        }
         if receiving {
             // The answer is arriving; ask again only if it stalls.
-            p.catch_up_at = Some(now);
+            p.ask_at = Some(now + retry);
             return;
         }
-        if p.clock <= have {
-            p.catch_up_at = None;
-            return;
-        }
-        if let Some(at) = p.catch_up_at {
-            if now.saturating_duration_since(at) < self.config.retry_after {
+        match p.ask_at {
+            None => {
+                p.ask_at = Some(now + window);
                 return;
             }
+            Some(at) if now < at => return,
+            Some(_) => {}
         }
-        p.catch_up_at = Some(now);
+        p.ask_at = Some(now + retry);
         let to = p.addr.clone();
         self.stats.catch_ups_sent += 1;
         let msg: Message<'_, A> = Message::CatchUp {
@@ -746,14 +782,10 @@ where
     }
 
     fn retry_catch_ups(&mut self, now: Instant) {
-        let retry = self.config.retry_after;
         let due: Vec<(ReplicaId, PeerStatus)> = self
             .peers
             .iter()
-            .filter(|p| {
-                p.catch_up_at
-                    .is_some_and(|t| now.saturating_duration_since(t) >= retry)
-            })
+            .filter(|p| p.ask_at.is_some_and(|t| t <= now))
             .map(|p| (p.id.clone(), p.status))
             .collect();
         for (id, status) in due {
@@ -761,13 +793,72 @@ where
                 self.maybe_catch_up(now, &id);
             } else if let Some(p) = self.peers.get_mut(&id.name) {
                 // A down peer cannot answer; its next heartbeat asks anew.
-                p.catch_up_at = None;
+                p.ask_at = None;
             }
         }
     }
 
-    fn on_delta(&mut self, now: Instant, sender: &ReplicaId, from: &A, delta: &Delta) {
-        let _ = from;
+    /// Applies the deltas of `peer` that arrived early and now follow on
+    /// from what we have; drops those we no longer need.
+    fn drain_early_deltas(&mut self, peer: &ReplicaId) {
+        loop {
+            let have = self.clock_of(peer);
+            let Some(list) = self.early.get_mut(&*peer.name) else {
+                return;
+            };
+            list.retain(|e| e.end > have);
+            let Some(pos) = list.iter().position(|e| e.start <= have) else {
+                if list.is_empty() {
+                    self.early.remove(&*peer.name);
+                }
+                return;
+            };
+            let early = list.swap_remove(pos);
+            if let Ok(Message::Delta { from, delta }) =
+                wire::decode::<A>(&early.datagram, self.config.cluster_id)
+            {
+                if from == *peer && self.presence.merge_delta(&delta).is_ok() {
+                    self.stats.deltas_merged += 1;
+                    self.apply_changes();
+                    continue;
+                }
+            }
+            // Not mergeable after all (a newer incarnation, a limit): drop it.
+        }
+    }
+
+    /// Keeps a delta that arrived before the one it follows, bounded per
+    /// peer (the oldest goes first).
+    fn keep_early_delta(&mut self, peer: &ReplicaId, delta: &Delta<'_>, datagram: &[u8]) {
+        let cap = self.config.reorder_buffer;
+        if cap == 0 {
+            return;
+        }
+        let list = self.early.entry(peer.name.clone()).or_default();
+        if list
+            .iter()
+            .any(|e| e.start == delta.start && e.end == delta.end)
+        {
+            return;
+        }
+        if list.len() >= cap {
+            let oldest = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.start)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                list.swap_remove(i);
+            }
+        }
+        list.push(EarlyDelta {
+            start: delta.start,
+            end: delta.end,
+            datagram: datagram.to_vec(),
+        });
+    }
+
+    fn on_delta(&mut self, now: Instant, sender: &ReplicaId, delta: &Delta<'_>, datagram: &[u8]) {
         if delta.replica != *sender {
             self.stats.drop(DropReason::Refused);
             return;
@@ -779,6 +870,7 @@ where
                 if let Some(p) = self.peers.get_mut(&sender.name) {
                     p.clock = p.clock.max(delta.end);
                 }
+                self.drain_early_deltas(sender);
                 self.maybe_catch_up(now, sender);
             }
             Err(MergeError::Gap { .. }) => {
@@ -786,6 +878,7 @@ where
                 if let Some(p) = self.peers.get_mut(&sender.name) {
                     p.clock = p.clock.max(delta.end);
                 }
+                self.keep_early_delta(sender, delta, datagram);
                 self.maybe_catch_up(now, sender);
             }
             Err(_) => self.stats.drop(DropReason::Refused),
@@ -858,11 +951,12 @@ where
                     Ok(()) => {
                         self.stats.transfers_received += 1;
                         self.apply_changes();
+                        self.drain_early_deltas(sender);
                     }
                     Err(_) => self.stats.transfers_failed += 1,
                 }
                 if let Some(p) = self.peers.get_mut(&sender.name) {
-                    p.catch_up_at = None;
+                    p.ask_at = None;
                 }
                 self.maybe_catch_up(now, sender);
                 Ok(())

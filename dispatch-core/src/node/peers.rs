@@ -37,8 +37,9 @@ pub struct Peer<A> {
     pub(crate) last_seq: u64,
     /// Its own clock as its last heartbeat stated it.
     pub(crate) clock: u64,
-    /// When we last asked it for what we lack, while we wait for an answer.
-    pub(crate) catch_up_at: Option<Instant>,
+    /// While we lack some of its changes: when to ask it for them (first
+    /// after a short wait for reordered deltas, then again if unanswered).
+    pub(crate) ask_at: Option<Instant>,
 }
 
 /// How a heartbeat or other direct message changed the peer table.
@@ -125,7 +126,7 @@ impl<A: Clone + Ord> Peers<A> {
                 let old = core::mem::replace(&mut peer.id, id.clone());
                 peer.last_seq = 0;
                 peer.clock = 0;
-                peer.catch_up_at = None;
+                peer.ask_at = None;
                 return Ok(Heard::Restarted { old });
             }
             return Ok(Heard::Known { came_back });
@@ -142,7 +143,7 @@ impl<A: Clone + Ord> Peers<A> {
                 status: PeerStatus::Up,
                 last_seq: 0,
                 clock: 0,
-                catch_up_at: None,
+                ask_at: None,
             },
         );
         Ok(Heard::New)
