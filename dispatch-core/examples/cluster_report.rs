@@ -10,7 +10,7 @@
 //! under 10 changes per second; time to converge after healing a partition
 //! that split 10,000 entries; and live peers wrongly marked down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dispatch_core::node::{Config, Event, Node};
@@ -101,17 +101,20 @@ fn visibility(n: usize, loss: f64, trials: usize, seed: u64) -> (Vec<f64>, u64) 
         sim.run_for(Duration::from_millis(20)).expect("runs");
     }
     sim.run_for(Duration::from_secs(10)).expect("runs");
-    let mut last_seen: BTreeMap<String, (usize, Instant)> = BTreeMap::new();
+    // Per instance: the nodes that reported it, and the latest of their
+    // first reports (a later leave and join, for a slot move, is not news).
+    let mut last_seen: BTreeMap<String, (BTreeSet<usize>, Instant)> = BTreeMap::new();
     let mut false_downs = 0;
     for i in 0..n {
         for e in sim.take_events(i) {
             match e.event {
                 Event::ServiceJoined(s) if &*s.ty == "visible" => {
-                    let slot = last_seen
+                    let seen = last_seen
                         .entry(s.id.to_string())
-                        .or_insert((0, Instant::ZERO));
-                    slot.0 += 1;
-                    slot.1 = slot.1.max(e.at);
+                        .or_insert((BTreeSet::new(), Instant::ZERO));
+                    if seen.0.insert(i) {
+                        seen.1 = seen.1.max(e.at);
+                    }
                 }
                 Event::PeerDown(_) => false_downs += 1,
                 _ => {}
@@ -121,7 +124,7 @@ fn visibility(n: usize, loss: f64, trials: usize, seed: u64) -> (Vec<f64>, u64) 
     let mut times: Vec<f64> = started
         .iter()
         .map(|(id, t0)| match last_seen.get(id) {
-            Some((count, t)) if *count >= n - 1 => {
+            Some((nodes, t)) if nodes.len() >= n => {
                 t.saturating_duration_since(*t0).as_secs_f64() * 1e3
             }
             _ => f64::INFINITY,

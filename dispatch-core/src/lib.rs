@@ -13,6 +13,48 @@
 //!   virtual time, for tests.
 //! - [`ring`]: the hash ring that routes a key to the instances of a service
 //!   type.
+//! - [`node`]: the sans-IO node that ties them together, and its protocol.
+//! - [`wire`]: the versioned postcard wire format.
+//! - [`transfer`]: chunked transfers that survive loss.
+//!
+//! ## Feed it, then drain it
+//!
+//! Two nodes passing datagrams by hand. A real driver does the same with a
+//! socket and a timer: feed an input with the current time, then drain every
+//! transmit and event, then sleep until [`poll_timeout`](node::Node::poll_timeout).
+//!
+//! ```
+//! use dispatch_core::node::{Config, Event, Node};
+//! use dispatch_core::presence::ReplicaId;
+//! use dispatch_core::time::Instant;
+//! use dispatch_core::transmit::Destination;
+//!
+//! /// Moves every datagram `from` (at address `addr`) has to send into `to`.
+//! fn pump(now: Instant, from: &mut Node<u8>, addr: u8, to: &mut Node<u8>) {
+//!     let mut buf = [0u8; 1200];
+//!     while let Some(t) = from.poll_transmit(now, &mut buf) {
+//!         if let Destination::Peer(_) = t.destination {
+//!             let _ = to.handle_datagram(now, addr, &buf[..t.len]);
+//!         }
+//!     }
+//! }
+//!
+//! let now = Instant::ZERO;
+//! let mut a: Node<u8> = Node::new(ReplicaId::new("a", 1), Config::default(), now)?;
+//! let mut b: Node<u8> = Node::new(ReplicaId::new("b", 1), Config::default(), now)?;
+//! b.join(now, &[1]); // b knows a's address, 1; a learns b's, 2, when b greets it.
+//! pump(now, &mut b, 2, &mut a);
+//! a.add_service(now, "uploader", "u1", b"")?;
+//! for _ in 0..3 {
+//!     pump(now, &mut a, 1, &mut b);
+//!     pump(now, &mut b, 2, &mut a);
+//! }
+//! let owner = b.find_service("uploader", b"file.png", false)?;
+//! assert_eq!((&*owner.replica().name, owner.id()), ("a", "u1"));
+//! assert!(std::iter::from_fn(|| b.poll_event()).any(|e| matches!(e, Event::ServiceJoined(_))));
+//! assert!(b.poll_timeout().is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![no_std]
 
 extern crate alloc;

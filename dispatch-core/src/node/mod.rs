@@ -891,7 +891,24 @@ where
         // again only when the old one stalled or it learned of newer changes.
         self.transfers.cancel_to(from);
         let body = match self.presence.catch_up(have) {
-            Some(delta) => TransferBody::Delta(delta),
+            Some(delta) => {
+                // Most answers fit one datagram: send them as a plain delta,
+                // with no transfer state on either side.
+                let msg: Message<'_, A> = Message::Delta {
+                    from: self.me.clone(),
+                    delta,
+                };
+                let mut buf = vec![0u8; self.config.mtu];
+                if let Ok(len) = wire::encode(&msg, self.config.cluster_id, &mut buf) {
+                    buf.truncate(len);
+                    self.queue(Destination::Peer(from.clone()), buf);
+                    return;
+                }
+                let Message::Delta { delta, .. } = msg else {
+                    unreachable!("built as a delta just above")
+                };
+                TransferBody::Delta(delta)
+            }
             None => {
                 // Our context with our own clock lowered to the peer's:
                 // the extract then holds our section alone.

@@ -13,6 +13,8 @@ use crate::wire::{ChunkHead, Message};
 
 /// Most `(first, count)` runs one resend request names.
 const MAX_RUNS: usize = 32;
+/// Retry periods a sender keeps a fully sent transfer without hearing of it.
+const SENDER_PATIENCE: u32 = 4;
 /// Resend requests sent for one incoming transfer without progress before
 /// it is abandoned (the receiver then asks for a fresh catch-up).
 const MAX_RESENDS: u32 = 3;
@@ -75,11 +77,24 @@ impl<A: Clone + Ord> Transfers<A> {
         bytes: Vec<u8>,
         chunk_size: u16,
     ) -> bool {
-        if self.sending.len() >= self.max
-            || self.sending.contains_key(&id)
-            || bytes.len() > self.max_bytes as usize
-        {
+        if self.sending.contains_key(&id) || bytes.len() > self.max_bytes as usize {
             return false;
+        }
+        if self.sending.len() >= self.max {
+            // Make room by forgetting the transfer quiet the longest, if all
+            // its chunks went out: its receiver can ask for a new one.
+            let idle = self
+                .sending
+                .iter()
+                .filter(|(_, s)| s.queue.is_empty())
+                .min_by_key(|(_, s)| s.last_activity)
+                .map(|(&id, _)| id);
+            match idle {
+                Some(old) => {
+                    self.sending.remove(&old);
+                }
+                None => return false,
+            }
         }
         let transfer = Outgoing::new(id, bytes, chunk_size);
         let queue = (0..transfer.chunks()).collect();
@@ -205,8 +220,9 @@ impl<A: Clone + Ord> Transfers<A> {
     }
 
     /// Asks again for chunks that stopped coming, gives up on transfers that
-    /// made no progress for `give_up`, and forgets outgoing transfers nobody
-    /// asked about for `give_up`. Returns the requests to send (`Some`) and
+    /// made no progress for `give_up` (or after a few requests), and forgets
+    /// fully sent transfers nobody asked about for a few `retry` periods.
+    /// Returns the requests to send (`Some`) and
     /// one `None` per abandoned incoming transfer.
     pub(crate) fn on_timeout<'m>(
         &mut self,
@@ -236,8 +252,12 @@ impl<A: Clone + Ord> Transfers<A> {
             }
             true
         });
-        self.sending
-            .retain(|_, s| now.saturating_duration_since(s.last_activity) < give_up);
+        // A receiver missing chunks asks within `retry`; one that stays
+        // quiet for several retries has them all, or has given up.
+        let keep = retry * SENDER_PATIENCE;
+        self.sending.retain(|_, s| {
+            !s.queue.is_empty() || now.saturating_duration_since(s.last_activity) < keep
+        });
         out
     }
 
@@ -247,7 +267,12 @@ impl<A: Clone + Ord> Transfers<A> {
             .receiving
             .values()
             .map(|r| r.last_progress + retry * (r.resends + 1));
-        let tx = self.sending.values().map(|s| s.last_activity + give_up);
+        let _ = give_up;
+        let tx = self
+            .sending
+            .values()
+            .filter(|s| s.queue.is_empty())
+            .map(|s| s.last_activity + retry * SENDER_PATIENCE);
         rx.chain(tx).min()
     }
 }

@@ -222,3 +222,103 @@ pub fn decode_transfer(bytes: &[u8]) -> Result<TransferBody<'_>, WireError> {
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presence::{Config, Meta, Presence};
+    use alloc::vec;
+
+    fn round_trip(msg: &Message<'_, u16>) -> usize {
+        let mut buf = [0u8; 1200];
+        let len = encode(msg, 7, &mut buf).unwrap();
+        let back: Message<'_, u16> = decode(&buf[..len], 7).unwrap();
+        assert_eq!(&back, msg);
+        len
+    }
+
+    #[test]
+    fn every_message_kind_round_trips() {
+        let from = ReplicaId::new("node-a", 3);
+        let mut set = Presence::new(from.clone(), Config::default()).unwrap();
+        set.add("uploader", "u1", Meta::online(0, b"x")).unwrap();
+        let delta = set.take_delta().unwrap();
+        let heartbeat = Message::Heartbeat(Heartbeat {
+            from: from.clone(),
+            seq: 9,
+            clock: 1,
+            want_peers: true,
+            peers: vec![PeerInfo {
+                id: ReplicaId::new("b", 1),
+                addr: 4,
+            }],
+        });
+        // A heartbeat is small: a few dozen bytes per peer per period.
+        assert!(round_trip(&heartbeat) < 60);
+        round_trip(&Message::Delta {
+            from: from.clone(),
+            delta,
+        });
+        round_trip(&Message::CatchUp {
+            from: from.clone(),
+            have: 5,
+        });
+        let head = ChunkHead {
+            transfer: 1,
+            total_len: 3,
+            chunk_size: 2,
+            index: 1,
+        };
+        round_trip(&Message::Chunk {
+            from: from.clone(),
+            head,
+            data: &[1, 2],
+        });
+        round_trip(&Message::Resend {
+            from: from.clone(),
+            transfer: 1,
+            missing: vec![(0, 2)],
+        });
+        round_trip(&Message::TransferDone {
+            from: from.clone(),
+            transfer: 1,
+        });
+        round_trip(&Message::Peers {
+            from: from.clone(),
+            peers: Vec::new(),
+        });
+        round_trip(&Message::Leave { from });
+    }
+
+    #[test]
+    fn trailing_bytes_and_truncation_are_malformed() {
+        let msg: Message<'_, u16> = Message::Leave {
+            from: ReplicaId::new("a", 1),
+        };
+        let mut buf = [0u8; 64];
+        let len = encode(&msg, 1, &mut buf).unwrap();
+        assert_eq!(decode::<u16>(&buf[..len + 1], 1), Err(WireError::Malformed));
+        assert_eq!(decode::<u16>(&buf[..len - 1], 1), Err(WireError::Malformed));
+        assert_eq!(
+            encode(&msg, 1, &mut buf[..9]),
+            Err(WireError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn transfer_bodies_round_trip() {
+        let mut set = Presence::new(ReplicaId::new("a", 1), Config::default()).unwrap();
+        for i in 0..200 {
+            set.add("t", &alloc::format!("i{i}"), Meta::online(i, b""))
+                .unwrap();
+        }
+        let body = TransferBody::Extract(set.extract(&crate::presence::Context::default()));
+        let bytes = encode_transfer(&body).unwrap();
+        assert!(bytes.len() > 1200, "large enough to need chunks");
+        assert_eq!(decode_transfer(&bytes).unwrap(), body);
+        assert_eq!(
+            decode_transfer(&bytes[..bytes.len() - 1]),
+            Err(WireError::Malformed)
+        );
+    }
+}
