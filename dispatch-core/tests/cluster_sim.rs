@@ -512,8 +512,10 @@ fn a_replayed_heartbeat_is_dropped_and_counted() {
 
 #[test]
 fn the_peer_table_is_bounded() {
-    let mut config = Config::default();
-    config.max_peers = 2;
+    let mut config = Config {
+        max_peers: 2,
+        ..Config::default()
+    };
     config.presence.max_replicas = 3;
     let mut sim = cluster_with(6, 10, lan(), Some(6), config);
     sim.run_for(Duration::from_secs(5)).unwrap();
