@@ -177,7 +177,11 @@ where
         let rng = Rng::new(config.seed ^ me.incarnation.rotate_left(17));
         Ok(Node {
             peers: Peers::new(config.max_peers),
-            transfers: Transfers::new(config.max_transfers, config.max_transfer_bytes),
+            transfers: Transfers::new(
+                config.max_transfers,
+                config.max_transfer_bytes,
+                config.retry_after,
+            ),
             next_heartbeat: now,
             reclaim_at: None,
             last_now: now,

@@ -33,7 +33,10 @@ struct Receiving<A> {
     from: A,
     transfer: Incoming,
     last_progress: Instant,
+    /// Resend requests sent since the last progress.
     resends: u32,
+    /// When to ask for the missing chunks (again).
+    next_ask: Instant,
 }
 
 /// Outgoing transfers keyed by identifier, incoming ones by sender name and
@@ -44,15 +47,18 @@ pub(crate) struct Transfers<A> {
     receiving: BTreeMap<(Box<str>, u32), Receiving<A>>,
     max: usize,
     max_bytes: u32,
+    /// How long to wait for chunks before asking for them.
+    retry: Duration,
 }
 
 impl<A: Clone + Ord> Transfers<A> {
-    pub(crate) fn new(max: usize, max_bytes: u32) -> Self {
+    pub(crate) fn new(max: usize, max_bytes: u32, retry: Duration) -> Self {
         Transfers {
             sending: BTreeMap::new(),
             receiving: BTreeMap::new(),
             max,
             max_bytes,
+            retry,
         }
     }
 
@@ -196,6 +202,7 @@ impl<A: Clone + Ord> Transfers<A> {
                     transfer,
                     last_progress: now,
                     resends: 0,
+                    next_ask: now + self.retry,
                 },
             );
         }
@@ -206,6 +213,7 @@ impl<A: Clone + Ord> Transfers<A> {
         {
             r.last_progress = now;
             r.resends = 0;
+            r.next_ask = now + self.retry;
         }
         if r.transfer.is_complete() {
             let r = self.receiving.remove(&key).ok_or(())?;
@@ -234,12 +242,14 @@ impl<A: Clone + Ord> Transfers<A> {
         let mut out = Vec::new();
         self.receiving.retain(|_, r| {
             let idle = now.saturating_duration_since(r.last_progress);
-            if idle >= give_up || r.resends >= MAX_RESENDS && idle >= retry * (r.resends + 1) {
+            if idle >= give_up || r.resends >= MAX_RESENDS && now >= r.next_ask {
                 out.push((r.from.clone(), None));
                 return false;
             }
-            if idle >= retry * (r.resends + 1) {
+            if now >= r.next_ask {
                 r.resends += 1;
+                // Counted from now, so the next deadline is always ahead.
+                r.next_ask = now + retry * (r.resends + 1);
                 let missing = r.transfer.missing(MAX_RUNS);
                 out.push((
                     r.from.clone(),
@@ -263,10 +273,7 @@ impl<A: Clone + Ord> Transfers<A> {
 
     /// When [`Transfers::on_timeout`] next has something to do.
     pub(crate) fn next_deadline(&self, retry: Duration, give_up: Duration) -> Option<Instant> {
-        let rx = self
-            .receiving
-            .values()
-            .map(|r| r.last_progress + retry * (r.resends + 1));
+        let rx = self.receiving.values().map(|r| r.next_ask);
         let _ = give_up;
         let tx = self
             .sending
@@ -274,5 +281,64 @@ impl<A: Clone + Ord> Transfers<A> {
             .filter(|s| s.queue.is_empty())
             .map(|s| s.last_activity + retry * SENDER_PATIENCE);
         rx.chain(tx).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RETRY: Duration = Duration::from_millis(500);
+    const GIVE_UP: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_long_silence_never_leaves_a_deadline_behind() {
+        // Found by the node_datagrams fuzz target: a deadline in the past
+        // after handle_timeout keeps a driver spinning.
+        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, RETRY);
+        let (me, peer) = (ReplicaId::new("me", 1), ReplicaId::new("p", 1));
+        let head = ChunkHead {
+            transfer: 1,
+            total_len: 2000,
+            chunk_size: 1000,
+            index: 0,
+        };
+        assert_eq!(
+            t.receive(Instant::ZERO, &peer, &7, head, &[0; 1000]),
+            Ok(None)
+        );
+        let now = Instant::from_millis(9000);
+        let out = t.on_timeout(now, RETRY, GIVE_UP, &me);
+        assert!(matches!(
+            out[..],
+            [(7, Some(Message::Resend { transfer: 1, .. }))]
+        ));
+        assert!(t.next_deadline(RETRY, GIVE_UP).unwrap() > now);
+    }
+
+    #[test]
+    fn a_stalled_transfer_is_abandoned_after_a_few_requests() {
+        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, RETRY);
+        let (me, peer) = (ReplicaId::new("me", 1), ReplicaId::new("p", 1));
+        let head = ChunkHead {
+            transfer: 1,
+            total_len: 2000,
+            chunk_size: 1000,
+            index: 0,
+        };
+        t.receive(Instant::ZERO, &peer, &7, head, &[0; 1000])
+            .unwrap();
+        let mut requests = 0;
+        let mut abandoned = false;
+        while let Some(at) = t.next_deadline(RETRY, GIVE_UP) {
+            for (_, msg) in t.on_timeout(at, RETRY, GIVE_UP, &me) {
+                match msg {
+                    Some(_) => requests += 1,
+                    None => abandoned = true,
+                }
+            }
+        }
+        assert_eq!(requests, MAX_RESENDS);
+        assert!(abandoned && !t.receiving_from("p"));
     }
 }
