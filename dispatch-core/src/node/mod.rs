@@ -261,7 +261,7 @@ where
         if self.left {
             return;
         }
-        let _ = now;
+        self.last_now = self.last_now.max(now);
         let msg: Message<'_, A> = Message::Leave {
             from: self.me.clone(),
         };
@@ -322,7 +322,7 @@ where
                 }
             }
             Message::Delta { delta, .. } => self.on_delta(now, &sender, &delta, data),
-            Message::CatchUp { have, .. } => self.on_catch_up(now, &sender, &from, have),
+            Message::CatchUp { have, .. } => self.on_catch_up(now, &from, have),
             Message::Chunk { head, data, .. } => {
                 return self.on_chunk(now, &sender, &from, head, data)
             }
@@ -332,7 +332,8 @@ where
                 self.stats.chunks_resent += self.transfers.resend(now, &from, transfer, &missing);
             }
             Message::TransferDone { transfer, .. } => self.transfers.done(&from, transfer),
-            Message::Leave { .. } => unreachable!("handled above"),
+            // Answered above, before the peer table saw the sender.
+            Message::Leave { .. } => {}
         }
         Ok(())
     }
@@ -346,7 +347,7 @@ where
             return;
         }
         if now >= self.next_heartbeat {
-            self.send_heartbeats(now);
+            self.send_heartbeats();
             let period = self.config.heartbeat_period;
             // A little jitter keeps a cluster started at once from beating
             // in lockstep.
@@ -443,9 +444,7 @@ where
         let expiry = self
             .peers
             .next_expiry(self.config.down_after, self.config.permanent_down_after);
-        let transfers = self
-            .transfers
-            .next_deadline(self.config.retry_after, self.config.down_after);
+        let transfers = self.transfers.next_deadline(self.config.retry_after);
         let catch_ups = self.peers.iter().filter_map(|p| p.ask_at).min();
         let catch_ups = catch_ups.into_iter().chain(self.reclaim_at).min();
         for t in [expiry, transfers, catch_ups].into_iter().flatten() {
@@ -889,8 +888,7 @@ where
         }
     }
 
-    fn on_catch_up(&mut self, now: Instant, sender: &ReplicaId, from: &A, have: u64) {
-        let _ = sender;
+    fn on_catch_up(&mut self, now: Instant, from: &A, have: u64) {
         // A newer request replaces a transfer still in flight: the peer asks
         // again only when the old one stalled or it learned of newer changes.
         self.transfers.cancel_to(from);
@@ -900,7 +898,7 @@ where
                 // with no transfer state on either side.
                 let msg: Message<'_, A> = Message::Delta {
                     from: self.me.clone(),
-                    delta,
+                    delta: delta.clone(),
                 };
                 let mut buf = vec![0u8; self.config.mtu];
                 if let Ok(len) = wire::encode(&msg, self.config.cluster_id, &mut buf) {
@@ -908,9 +906,6 @@ where
                     self.queue(Destination::Peer(from.clone()), buf);
                     return;
                 }
-                let Message::Delta { delta, .. } = msg else {
-                    unreachable!("built as a delta just above")
-                };
                 TransferBody::Delta(delta)
             }
             None => {
@@ -999,8 +994,7 @@ where
         }
     }
 
-    fn send_heartbeats(&mut self, now: Instant) {
-        let _ = now;
+    fn send_heartbeats(&mut self) {
         self.heartbeat_seq += 1;
         let mut gossip = Vec::new();
         let n = self.peers.len();

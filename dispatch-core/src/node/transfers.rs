@@ -272,9 +272,8 @@ impl<A: Clone + Ord> Transfers<A> {
     }
 
     /// When [`Transfers::on_timeout`] next has something to do.
-    pub(crate) fn next_deadline(&self, retry: Duration, give_up: Duration) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self, retry: Duration) -> Option<Instant> {
         let rx = self.receiving.values().map(|r| r.next_ask);
-        let _ = give_up;
         let tx = self
             .sending
             .values()
@@ -313,7 +312,7 @@ mod tests {
             out[..],
             [(7, Some(Message::Resend { transfer: 1, .. }))]
         ));
-        assert!(t.next_deadline(RETRY, GIVE_UP).unwrap() > now);
+        assert!(t.next_deadline(RETRY).unwrap() > now);
     }
 
     #[test]
@@ -330,7 +329,7 @@ mod tests {
             .unwrap();
         let mut requests = 0;
         let mut abandoned = false;
-        while let Some(at) = t.next_deadline(RETRY, GIVE_UP) {
+        while let Some(at) = t.next_deadline(RETRY) {
             for (_, msg) in t.on_timeout(at, RETRY, GIVE_UP, &me) {
                 match msg {
                     Some(_) => requests += 1,
