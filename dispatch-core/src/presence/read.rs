@@ -197,6 +197,18 @@ impl Presence {
             .then_some(EntryRef { set: self, rec })
     }
 
+    /// Record `i` for the merge code.
+    pub(crate) fn raw(&self, i: u32) -> super::entry::Raw<'_> {
+        let r = self.record(i);
+        super::entry::Raw {
+            ty: self.type_name(r.ty),
+            id: r.id_bytes(),
+            clock: r.clock,
+            prev: r.prev,
+            meta: r.meta(),
+        }
+    }
+
     /// Record `i` as it goes on the wire.
     pub(crate) fn wire(&self, i: u32) -> WireEntry<'_> {
         let r = self.record(i);

@@ -112,8 +112,26 @@ pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u32 {
     h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty)) as u32
 }
 
-pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u64 {
-    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000)
+pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u32 {
+    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000) as u32
+}
+
+/// Byte-wise order of two strings, eight bytes at a time.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        let (x, y) = (u64::from_be_bytes(wx), u64::from_be_bytes(wy));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    let n = a.len().min(b.len()) / 8 * 8;
+    a[n..].cmp(&b[n..])
 }
 
 fn rec(slab: &[Option<Record>], i: u32) -> &Record {
@@ -199,21 +217,31 @@ impl Presence {
     }
 
     pub(crate) fn find_type(&self, name: &str) -> Option<u32> {
-        let h = self.hasher.bytes(name.as_bytes()) as u32;
+        self.find_type_h(name, self.hasher.bytes(name.as_bytes()) as u32)
+    }
+
+    /// [`find_type`](Self::find_type) with the name's hash already computed.
+    pub(crate) fn find_type_h(&self, name: &str, h: u32) -> Option<u32> {
         self.type_idx
             .find(spread(h), |&(t, hh)| hh == h && self.type_name(t) == name)
             .map(|&(t, _)| t)
     }
 
     pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &str) -> Option<u32> {
-        let h = key_hash(&self.hasher, self.hasher.bytes(id.as_bytes()), replica, ty);
+        let id = id.as_bytes();
+        self.find_key_h(replica, ty, id, self.hasher.bytes(id))
+    }
+
+    /// [`find_key`](Self::find_key) with the id's hash already computed.
+    pub(crate) fn find_key_h(&self, replica: u32, ty: u32, id: &[u8], id_hash: u64) -> Option<u32> {
+        let h = key_hash(&self.hasher, id_hash, replica, ty);
         self.key_idx
             .find(spread(h), |&(i, hh)| {
                 if hh != h {
                     return false;
                 }
                 let r = self.record(i);
-                r.replica == replica && r.ty == ty && r.id_bytes() == id.as_bytes()
+                r.replica == replica && r.ty == ty && r.id_bytes() == id
             })
             .map(|&(i, _)| i)
     }
@@ -221,11 +249,13 @@ impl Presence {
     pub(crate) fn find_dot(&self, replica: u32, clock: u64) -> Option<u32> {
         let h = dot_hash(&self.hasher, replica, clock);
         self.dot_idx
-            .find(h, |&i| {
-                let r = self.record(i);
-                r.replica == replica && r.clock == clock
+            .find(spread(h), |&(i, hh)| {
+                hh == h && {
+                    let r = self.record(i);
+                    r.replica == replica && r.clock == clock
+                }
             })
-            .copied()
+            .map(|&(i, _)| i)
     }
 
     /// Registers a replica and returns its slot.
@@ -317,15 +347,19 @@ impl Presence {
         }
         self.key_idx.retain(|&mut (i, _)| !is_dead(i));
         self.id_idx.retain(|&mut (i, _)| !is_dead(i));
-        self.dot_idx.retain(|&mut i| !is_dead(i));
+        self.dot_idx.retain(|&mut (i, _)| !is_dead(i));
     }
 
-    /// Interns a type name.
-    fn intern_type(&mut self, name: &str) -> u32 {
-        if let Some(t) = self.find_type(name) {
-            return t;
+    /// Interns a type name whose hash is `h`.
+    pub(crate) fn intern_type_h(&mut self, name: &str, h: u32) -> u32 {
+        match self.find_type_h(name, h) {
+            Some(t) => t,
+            None => self.new_type(name, h),
         }
-        let h = self.hasher.bytes(name.as_bytes()) as u32;
+    }
+
+    /// Interns a type name known to be absent, whose hash is `h`.
+    pub(crate) fn new_type(&mut self, name: &str, h: u32) -> u32 {
         let tr = TypeRec {
             name: name.into(),
             members: Members::Many(Vec::new()),
@@ -348,13 +382,10 @@ impl Presence {
     /// Makes room for `n` more records of replica `r`.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
         let extra = n.saturating_sub(self.free.len());
-        self.slab.reserve(extra);
-        let (h, slab) = (self.hasher, &self.slab);
+        // Exact: a bulk merge would otherwise leave up to half the slab unused.
+        self.slab.reserve_exact(extra);
         self.key_idx.reserve(n, |&(_, hh)| spread(hh));
-        self.dot_idx.reserve(n, |&i| {
-            let x = rec(slab, i);
-            dot_hash(&h, x.replica, x.clock)
-        });
+        self.dot_idx.reserve(n, |&(_, hh)| spread(hh));
         self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
             // Headroom, so that the next small merge does not copy a big list.
@@ -366,11 +397,12 @@ impl Presence {
     /// incarnation. Every node derives the same order from the same set.
     fn member_cmp(&self, i: u32, id: &[u8], name: &str, inc: u64) -> Ordering {
         let x = self.record(i);
-        let rid = &self.replica(x.replica).id;
-        x.id_bytes()
-            .cmp(id)
-            .then_with(|| (*rid.name).cmp(name))
-            .then_with(|| rid.incarnation.cmp(&inc))
+        cmp_bytes(x.id_bytes(), id).then_with(|| {
+            let rid = &self.replica(x.replica).id;
+            (*rid.name)
+                .cmp(name)
+                .then_with(|| rid.incarnation.cmp(&inc))
+        })
     }
 
     fn member_pos(&self, t: u32, id: &[u8], replica: u32) -> Result<usize, usize> {
@@ -392,9 +424,26 @@ impl Presence {
         prev: u64,
         meta: Meta<'_>,
     ) -> u32 {
-        let t = self.intern_type(ty);
+        let t = self.intern_type_h(ty, self.hasher.bytes(ty.as_bytes()) as u32);
+        let id = id.as_bytes();
+        self.insert_hashed(r, t, id, self.hasher.bytes(id), clock, prev, meta)
+    }
+
+    /// [`insert_record`](Self::insert_record) into the interned type `t`,
+    /// with the id's hash already computed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_hashed(
+        &mut self,
+        r: u32,
+        t: u32,
+        id: &[u8],
+        id_hash: u64,
+        clock: u64,
+        prev: u64,
+        meta: Meta<'_>,
+    ) -> u32 {
         let mut bytes = Vec::with_capacity(id.len() + meta.data.len());
-        bytes.extend_from_slice(id.as_bytes());
+        bytes.extend_from_slice(id);
         bytes.extend_from_slice(meta.data);
         let pos = self.replica(r).entries.len() as u32;
         let record = Record {
@@ -419,19 +468,16 @@ impl Presence {
             }
         };
         let h = self.hasher;
-        let id_hash = h.bytes(id.as_bytes());
-        let slab = &self.slab;
         let kh = key_hash(&h, id_hash, r, t);
         self.key_idx
             .insert_unique(spread(kh), (i, kh), |&(_, hh)| spread(hh));
-        self.dot_idx.insert_unique(dot_hash(&h, r, clock), i, |&x| {
-            let x = rec(slab, x);
-            dot_hash(&h, x.replica, x.clock)
-        });
+        let dh = dot_hash(&h, r, clock);
+        self.dot_idx
+            .insert_unique(spread(dh), (i, dh), |&(_, hh)| spread(hh));
         let ih = id_hash as u32;
         self.id_idx
             .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
-        let at = match self.member_pos(t, id.as_bytes(), r) {
+        let at = match self.member_pos(t, id, r) {
             Ok(at) | Err(at) => at,
         };
         self.types[t as usize]
@@ -484,13 +530,11 @@ impl Presence {
         for (table, hash) in [
             (&mut self.key_idx, spread(key_hash(&h, id_hash, r, t))),
             (&mut self.id_idx, spread(id_hash as u32)),
+            (&mut self.dot_idx, spread(dot_hash(&h, r, clock))),
         ] {
             if let Ok(e) = table.find_entry(hash, |&(x, _)| x == i) {
                 e.remove();
             }
-        }
-        if let Ok(e) = self.dot_idx.find_entry(dot_hash(&h, r, clock), |&x| x == i) {
-            e.remove();
         }
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
