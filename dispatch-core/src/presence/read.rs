@@ -108,7 +108,7 @@ impl Presence {
                 .as_slice(),
             None => &[],
         };
-        members.iter().filter_map(move |&i| self.visible(i))
+        members.iter().filter_map(move |m| self.visible(m.idx))
     }
 
     /// The visible entries with this service id, of every type and replica,

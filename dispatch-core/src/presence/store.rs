@@ -32,23 +32,51 @@ pub(crate) enum ChangeRec {
     Gone(u32),
 }
 
-/// The members of a type: slab indexes in read order. One member, the
-/// common case for types named after an instance, needs no allocation.
+/// A member of a type: a slab index and the first eight bytes of its id
+/// (big-endian, zero-padded), so that ordering members seldom reads records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub(crate) idx: u32,
+    key: [u32; 2],
+}
+
+impl Member {
+    pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
+        let mut w = [0u8; 8];
+        let n = id.len().min(8);
+        w[..n].copy_from_slice(&id[..n]);
+        let k = u64::from_be_bytes(w);
+        Member {
+            idx,
+            key: [(k >> 32) as u32, k as u32],
+        }
+    }
+
+    /// The id prefix as a number: where two differ, the ids are ordered as
+    /// these numbers are; where they are equal, the ids must be compared.
+    #[inline]
+    fn prefix(&self) -> u64 {
+        (u64::from(self.key[0]) << 32) | u64::from(self.key[1])
+    }
+}
+
+/// The members of a type in read order. One member, the common case for
+/// types named after an instance, needs no allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
-    One(u32),
-    Many(Vec<u32>),
+    One(Member),
+    Many(Vec<Member>),
 }
 
 impl Members {
-    pub(crate) fn as_slice(&self) -> &[u32] {
+    pub(crate) fn as_slice(&self) -> &[Member] {
         match self {
             Members::One(x) => core::slice::from_ref(x),
             Members::Many(v) => v,
         }
     }
 
-    fn insert(&mut self, pos: usize, value: u32) {
+    fn insert(&mut self, pos: usize, value: Member) {
         match self {
             Members::One(x) => {
                 let mut v = Vec::with_capacity(2);
@@ -64,12 +92,12 @@ impl Members {
     fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         match self {
             Members::One(x) => {
-                if !keep(*x) {
+                if !keep(x.idx) {
                     *self = Members::Many(Vec::new());
                 }
             }
             Members::Many(v) => {
-                v.retain(|&i| keep(i));
+                v.retain(|m| keep(m.idx));
                 if v.len() == 1 {
                     *self = Members::One(v[0]);
                 }
@@ -317,6 +345,11 @@ impl Presence {
     fn unlink_bulk(&mut self, list: &[u32], report: bool) {
         let mut dead = vec![0u64; self.slab.len().div_ceil(64)];
         let mut touched = vec![0u64; self.types.len().div_ceil(64)];
+        self.free.reserve(list.len());
+        if report {
+            self.removed.reserve(list.len());
+            self.changes.reserve(list.len());
+        }
         for &i in list {
             dead[i as usize / 64] |= 1 << (i % 64);
             let record = self.slab[i as usize]
@@ -393,10 +426,14 @@ impl Presence {
         }
     }
 
-    /// Orders a record against a member key: by id, then replica name, then
+    /// Orders a member against a member key: by id, then replica name, then
     /// incarnation. Every node derives the same order from the same set.
-    fn member_cmp(&self, i: u32, id: &[u8], name: &str, inc: u64) -> Ordering {
-        let x = self.record(i);
+    fn member_cmp(&self, m: Member, key: Member, id: &[u8], name: &str, inc: u64) -> Ordering {
+        match m.prefix().cmp(&key.prefix()) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        let x = self.record(m.idx);
         cmp_bytes(x.id_bytes(), id).then_with(|| {
             let rid = &self.replica(x.replica).id;
             (*rid.name)
@@ -405,12 +442,12 @@ impl Presence {
         })
     }
 
-    fn member_pos(&self, t: u32, id: &[u8], replica: u32) -> Result<usize, usize> {
+    fn member_pos(&self, t: u32, key: Member, id: &[u8], replica: u32) -> Result<usize, usize> {
         let rid = &self.replica(replica).id;
         let members = &self.types[t as usize].as_ref().expect("live type").members;
         members
             .as_slice()
-            .binary_search_by(|&m| self.member_cmp(m, id, &rid.name, rid.incarnation))
+            .binary_search_by(|&m| self.member_cmp(m, key, id, &rid.name, rid.incarnation))
     }
 
     /// Stores a new record of replica `r`, already validated, and reports
@@ -477,14 +514,15 @@ impl Presence {
         let ih = id_hash as u32;
         self.id_idx
             .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
-        let at = match self.member_pos(t, id, r) {
+        let key = Member::new(i, id);
+        let at = match self.member_pos(t, key, id, r) {
             Ok(at) | Err(at) => at,
         };
         self.types[t as usize]
             .as_mut()
             .expect("just interned")
             .members
-            .insert(at, i);
+            .insert(at, key);
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.push(i);
         if s.up {
@@ -514,9 +552,9 @@ impl Presence {
             .members
             .as_slice();
         let at = if members.len() <= SCAN_MAX {
-            members.iter().position(|&m| m == i).ok_or(0)
+            members.iter().position(|m| m.idx == i).ok_or(0)
         } else {
-            self.member_pos(t, x.id_bytes(), r)
+            self.member_pos(t, Member::new(i, x.id_bytes()), x.id_bytes(), r)
         };
         if let Ok(at) = at {
             let tr = self.types[t as usize]
