@@ -172,7 +172,7 @@ impl Presence {
         }
         st.replicas -= self.retired.len();
         for r in self.slab.iter().flatten() {
-            st.string_bytes += r.bytes.len();
+            st.string_bytes += r.bytes.as_slice().len();
         }
         for t in self.types.iter().flatten() {
             if !t.members.as_slice().is_empty() {

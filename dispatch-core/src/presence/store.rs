@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use super::entry::{Meta, Record};
+use super::entry::{Bytes, Meta, Record};
 use super::hash::Keyed;
 use super::replica::{ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
@@ -479,12 +479,9 @@ impl Presence {
         prev: u64,
         meta: Meta<'_>,
     ) -> u32 {
-        let mut bytes = Vec::with_capacity(id.len() + meta.data.len());
-        bytes.extend_from_slice(id);
-        bytes.extend_from_slice(meta.data);
         let pos = self.replica(r).entries.len() as u32;
         let record = Record {
-            bytes: bytes.into_boxed_slice(),
+            bytes: Bytes::concat(id, meta.data),
             clock,
             prev,
             replica: r,
