@@ -218,7 +218,7 @@ impl Presence {
                 });
             }
             hashes.push(Hashes {
-                ty: h.bytes(e.ty.as_bytes()) as u32,
+                ty: h.bytes(e.ty) as u32,
                 id: h.bytes(e.id),
             });
         }

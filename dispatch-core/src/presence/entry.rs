@@ -179,11 +179,11 @@ impl Record {
     }
 }
 
-/// An entry as the merge code reads it: a [`WireEntry`] whose id is bytes,
+/// An entry as the merge code reads it: a [`WireEntry`] whose strings are bytes,
 /// so that reading a stored record needs no UTF-8 check.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Raw<'a> {
-    pub(crate) ty: &'a str,
+    pub(crate) ty: &'a [u8],
     pub(crate) id: &'a [u8],
     pub(crate) clock: u64,
     pub(crate) prev: u64,
@@ -193,7 +193,7 @@ pub(crate) struct Raw<'a> {
 impl<'a> From<WireEntry<'a>> for Raw<'a> {
     fn from(e: WireEntry<'a>) -> Self {
         Raw {
-            ty: e.ty,
+            ty: e.ty.as_bytes(),
             id: e.id.as_bytes(),
             clock: e.clock,
             prev: e.prev,

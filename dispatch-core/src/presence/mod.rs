@@ -168,7 +168,7 @@ impl Presence {
         self.check_local(ty, id, &meta)?;
         let th = self.hasher.bytes(ty.as_bytes()) as u32;
         let (id, idh) = (id.as_bytes(), self.hasher.bytes(id.as_bytes()));
-        let t = self.find_type_h(ty, th);
+        let t = self.find_type_h(ty.as_bytes(), th);
         if let Some(t) = t {
             if self.find_key_h(ME, t, id, idh).is_some() {
                 return Err(OpError::AlreadyExists);
@@ -182,7 +182,7 @@ impl Presence {
         // `begin` frees the types emptied by the last call, maybe this one.
         let t = match t {
             Some(t) if self.types[t as usize].is_some() => t,
-            _ => self.new_type(ty, th),
+            _ => self.new_type(ty.as_bytes(), th),
         };
         let clock = self.local_op(None);
         self.insert_hashed(ME, t, id, idh, clock, 0, meta);

@@ -178,7 +178,7 @@ impl Presence {
             if !t.members.as_slice().is_empty() {
                 st.types += 1;
             }
-            st.string_bytes += t.name.len();
+            st.string_bytes += t.name.as_slice().len();
         }
         st
     }
@@ -201,7 +201,7 @@ impl Presence {
     pub(crate) fn raw(&self, i: u32) -> super::entry::Raw<'_> {
         let r = self.record(i);
         super::entry::Raw {
-            ty: self.type_name(r.ty),
+            ty: self.type_bytes(r.ty),
             id: r.id_bytes(),
             clock: r.clock,
             prev: r.prev,

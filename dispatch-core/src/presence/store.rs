@@ -1,6 +1,5 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -121,7 +120,7 @@ impl Members {
 /// An interned service type.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
-    pub(crate) name: Box<str>,
+    pub(crate) name: Bytes,
     pub(crate) members: Members,
 }
 
@@ -189,7 +188,7 @@ impl Presence {
                 matches!(&self.types[t as usize], Some(tr) if tr.members.as_slice().is_empty());
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
-                let h = self.hasher.bytes(tr.name.as_bytes()) as u32;
+                let h = self.hasher.bytes(tr.name.as_slice()) as u32;
                 if let Ok(e) = self.type_idx.find_entry(spread(h), |&(x, _)| x == t) {
                     e.remove();
                 }
@@ -223,10 +222,16 @@ impl Presence {
     }
 
     pub(crate) fn type_name(&self, t: u32) -> &str {
-        &self.types[t as usize]
+        // Only `&str` names are interned, so the check never fails.
+        core::str::from_utf8(self.type_bytes(t)).unwrap_or_default()
+    }
+
+    pub(crate) fn type_bytes(&self, t: u32) -> &[u8] {
+        self.types[t as usize]
             .as_ref()
             .expect("a type stays interned while a record or change names it")
             .name
+            .as_slice()
     }
 
     /// Slots of the known replicas, in slot order (ours first).
@@ -245,13 +250,14 @@ impl Presence {
     }
 
     pub(crate) fn find_type(&self, name: &str) -> Option<u32> {
-        self.find_type_h(name, self.hasher.bytes(name.as_bytes()) as u32)
+        let name = name.as_bytes();
+        self.find_type_h(name, self.hasher.bytes(name) as u32)
     }
 
     /// [`find_type`](Self::find_type) with the name's hash already computed.
-    pub(crate) fn find_type_h(&self, name: &str, h: u32) -> Option<u32> {
+    pub(crate) fn find_type_h(&self, name: &[u8], h: u32) -> Option<u32> {
         self.type_idx
-            .find(spread(h), |&(t, hh)| hh == h && self.type_name(t) == name)
+            .find(spread(h), |&(t, hh)| hh == h && self.type_bytes(t) == name)
             .map(|&(t, _)| t)
     }
 
@@ -384,7 +390,7 @@ impl Presence {
     }
 
     /// Interns a type name whose hash is `h`.
-    pub(crate) fn intern_type_h(&mut self, name: &str, h: u32) -> u32 {
+    pub(crate) fn intern_type_h(&mut self, name: &[u8], h: u32) -> u32 {
         match self.find_type_h(name, h) {
             Some(t) => t,
             None => self.new_type(name, h),
@@ -392,9 +398,9 @@ impl Presence {
     }
 
     /// Interns a type name known to be absent, whose hash is `h`.
-    pub(crate) fn new_type(&mut self, name: &str, h: u32) -> u32 {
+    pub(crate) fn new_type(&mut self, name: &[u8], h: u32) -> u32 {
         let tr = TypeRec {
-            name: name.into(),
+            name: Bytes::concat(name, b""),
             members: Members::Many(Vec::new()),
         };
         let t = match self.free_types.pop() {
@@ -461,7 +467,8 @@ impl Presence {
         prev: u64,
         meta: Meta<'_>,
     ) -> u32 {
-        let t = self.intern_type_h(ty, self.hasher.bytes(ty.as_bytes()) as u32);
+        let ty = ty.as_bytes();
+        let t = self.intern_type_h(ty, self.hasher.bytes(ty) as u32);
         let id = id.as_bytes();
         self.insert_hashed(r, t, id, self.hasher.bytes(id), clock, prev, meta)
     }
