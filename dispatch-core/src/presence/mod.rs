@@ -85,12 +85,16 @@ pub struct Summary {
 
 /// The replicated set of service entries of a cluster, as one node holds it.
 ///
-/// Storage: a slab of entry records addressed by `u32`; interned types, each
-/// with its members in the deterministic read order; per-replica entry lists
-/// so that down, up and purge cost time in proportion to that replica; and
-/// three keyed-hash indexes ((replica, type, id), (replica, clock) and id)
-/// whose buckets hold a `u32` slab index plus 32 bits of the hash, so that
-/// growing them never reads the records. Merging a delta costs time in proportion to the delta.
+/// Storage: a slab of entry records addressed by `u32`, each holding its id
+/// and user data itself when they fit in 23 bytes; interned types (short
+/// names held inline), each with its members in the deterministic read
+/// order, every member carrying the first eight bytes of its id so that
+/// ordering seldom reads a record; per-replica entry lists so that down, up
+/// and purge cost time in proportion to that replica; and three keyed-hash
+/// indexes ((replica, type, id), (replica, clock) and id) whose buckets hold
+/// a `u32` slab index plus 32 bits of the hash, so that growing them never
+/// reads the records. Each string is hashed once per operation. Merging a
+/// delta costs time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
