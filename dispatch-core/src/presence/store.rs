@@ -429,6 +429,10 @@ impl Presence {
         if let Some(s) = self.replicas[r as usize].as_mut() {
             // Headroom, so that the next small merge does not copy a big list.
             s.entries.reserve(n + n / 8);
+            if s.up {
+                // Each insert reports a join; `begin` shrinks the buffer again.
+                self.changes.reserve(n);
+            }
         }
     }
 
