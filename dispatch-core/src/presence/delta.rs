@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::entries::Entries;
-use super::entry::WireEntry;
+use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
 use super::replica::ReplicaId;
 use super::{Presence, Summary};
@@ -86,7 +86,7 @@ impl Presence {
                 need: d.start,
             });
         }
-        self.check_entries(&d.adds[..], d.start, d.end)?;
+        let hashes = self.check_entries(&d.adds[..], d.start, d.end)?;
         check_increasing(&d.removes, 0, d.start)?;
         let max = self.config.max_entries_per_replica;
         if d.removes.len() > max as usize {
@@ -113,13 +113,13 @@ impl Presence {
                 !contains_clock(&d.adds, ck)
             }
         };
-        let new = self.check_new(target, &d.adds[..], c, &doomed, gone)?;
+        let new = self.check_new(target, &d.adds[..], &hashes, c, &doomed, gone)?;
         self.begin();
         let s = self.target_slot(target, &d.replica);
         for i in doomed {
             self.remove_record(i, true);
         }
-        self.insert_all(s, &d.adds[..], c, new);
+        self.insert_all(s, &d.adds[..], c, &hashes, new);
         let slot = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live");
@@ -169,22 +169,26 @@ impl Presence {
     }
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
-    /// previous refs, and no two sharing a (type, id).
+    /// previous refs, and no two sharing a (type, id). Returns the hashes of
+    /// each entry's type and id, for [`check_new`](Self::check_new) and
+    /// [`insert_all`](Self::insert_all).
     pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
         entries: &E,
         lo: u64,
         hi: u64,
-    ) -> Result<(), MergeError> {
+    ) -> Result<Vec<Hashes>, MergeError> {
         let c = &self.config;
         if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,
             });
         }
+        let h = self.hasher;
+        let mut hashes = Vec::with_capacity(entries.count());
         let mut last = lo;
         for k in 0..entries.count() {
-            let e = entries.at(k);
+            let e = entries.raw(k);
             if e.clock <= lo || e.clock > hi {
                 return Err(MergeError::ClockOutOfRange { clock: e.clock });
             }
@@ -213,34 +217,42 @@ impl Presence {
                     max: c.max_data_len,
                 });
             }
-        }
-        let h = self.hasher;
-        let key = |e: &WireEntry<'_>| h.words(h.bytes(e.ty.as_bytes()), h.bytes(e.id.as_bytes()));
-        let mut seen: HashTable<(u32, u64)> = HashTable::with_capacity(entries.count());
-        for n in 0..entries.count() {
-            let e = entries.at(n);
-            let hash = key(&e);
-            let dup = seen.find(hash, |&(m, mh)| {
-                mh == hash && {
-                    let o = entries.at(m as usize);
-                    o.ty == e.ty && o.id == e.id
-                }
+            hashes.push(Hashes {
+                ty: h.bytes(e.ty) as u32,
+                id: h.bytes(e.id),
             });
-            if dup.is_some() {
-                return Err(MergeError::DuplicateKey { clock: e.clock });
-            }
-            seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
         }
-        Ok(())
+        // Entries read from one replica of a set cannot share a key.
+        if !entries.unique_keys() {
+            let mut seen: HashTable<(u32, u64)> = HashTable::with_capacity(entries.count());
+            for (n, hs) in hashes.iter().enumerate() {
+                let hash = h.words(u64::from(hs.ty), hs.id);
+                let dup = seen.find(hash, |&(m, mh)| {
+                    mh == hash && {
+                        let (o, e) = (entries.raw(m as usize), entries.raw(n));
+                        o.ty == e.ty && o.id == e.id
+                    }
+                });
+                if dup.is_some() {
+                    return Err(MergeError::DuplicateKey {
+                        clock: entries.raw(n).clock,
+                    });
+                }
+                seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
+            }
+        }
+        Ok(hashes)
     }
 
     /// Counts the entries after `c` to insert and checks that none collides
     /// with a kept entry and that the replica stays within its limit.
     /// `gone(i)` says whether our record `i` is removed by the same data.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_new<'a, E: Seq<'a> + ?Sized>(
         &self,
         target: Target,
         entries: &E,
+        hashes: &[Hashes],
         c: u64,
         doomed: &[u32],
         gone: impl Fn(&Presence, u32) -> bool,
@@ -250,8 +262,11 @@ impl Presence {
         let mut have = 0;
         if let Some(s) = target.slot() {
             have = self.replica(s).entries.len();
-            for e in new.clone().map(|k| entries.at(k)) {
-                let hit = self.find_type(e.ty).and_then(|t| self.find_key(s, t, e.id));
+            for k in new.clone() {
+                let (e, hs) = (entries.raw(k), hashes[k]);
+                let hit = self
+                    .find_type_h(e.ty, hs.ty)
+                    .and_then(|t| self.find_key_h(s, t, e.id, hs.id));
                 if let Some(i) = hit {
                     if !gone(self, i) {
                         return Err(MergeError::DuplicateKey { clock: e.clock });
@@ -288,12 +303,15 @@ impl Presence {
         s: u32,
         entries: &E,
         c: u64,
+        hashes: &[Hashes],
         new: usize,
     ) {
         self.reserve(s, new);
-        for k in entries.first_after(c)..entries.count() {
-            let e = entries.at(k);
-            self.insert_record(s, e.ty, e.id, e.clock, e.prev, e.meta);
+        let first = entries.first_after(c);
+        for (k, &hs) in hashes.iter().enumerate().skip(first) {
+            let e = entries.raw(k);
+            let t = self.intern_type_h(e.ty, hs.ty);
+            self.insert_hashed(s, t, e.id, hs.id, e.clock, e.prev, e.meta);
         }
     }
 
@@ -325,19 +343,24 @@ fn contains_clock(entries: &[WireEntry<'_>], clock: u64) -> bool {
 /// Entries by position, as deltas (slices) and extracts ([`Entries`]) hold them.
 pub(crate) trait Seq<'a> {
     fn count(&self) -> usize;
-    fn at(&self, k: usize) -> WireEntry<'a>;
+    fn raw(&self, k: usize) -> Raw<'a>;
     fn first_after(&self, clock: u64) -> usize;
+    /// Whether no two entries can share a (type, id), so that checking is moot.
+    fn unique_keys(&self) -> bool;
 }
 
 impl<'a> Seq<'a> for [WireEntry<'a>] {
     fn count(&self) -> usize {
         self.len()
     }
-    fn at(&self, k: usize) -> WireEntry<'a> {
-        self[k]
+    fn raw(&self, k: usize) -> Raw<'a> {
+        Raw::from(self[k])
     }
     fn first_after(&self, clock: u64) -> usize {
         self.partition_point(|e| e.clock <= clock)
+    }
+    fn unique_keys(&self) -> bool {
+        false
     }
 }
 
@@ -345,12 +368,22 @@ impl<'a> Seq<'a> for Entries<'a> {
     fn count(&self) -> usize {
         self.len()
     }
-    fn at(&self, k: usize) -> WireEntry<'a> {
-        Entries::at(self, k)
+    fn raw(&self, k: usize) -> Raw<'a> {
+        Entries::raw(self, k)
     }
     fn first_after(&self, clock: u64) -> usize {
         Entries::first_after(self, clock)
     }
+    fn unique_keys(&self) -> bool {
+        self.is_local()
+    }
+}
+
+/// The keyed hashes of an entry's type (as the type index keeps it) and id.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashes {
+    pub(crate) ty: u32,
+    pub(crate) id: u64,
 }
 
 /// Checks that `clocks` are strictly increasing and inside `(lo, hi]`.

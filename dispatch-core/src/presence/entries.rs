@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::entry::WireEntry;
+use super::entry::{Raw, WireEntry};
 use super::Presence;
 
 /// A sequence of entries by increasing clock, as an extract section holds
@@ -66,6 +66,20 @@ impl<'a> Entries<'a> {
             Repr::Local { set, slots } => set.wire(slots[k]),
             Repr::Wire(v) => v[k],
         }
+    }
+
+    /// The `k`-th entry (`k < len`) with its id as bytes, unchecked.
+    pub(crate) fn raw(&self, k: usize) -> Raw<'a> {
+        match &self.0 {
+            Repr::Local { set, slots } => set.raw(slots[k]),
+            Repr::Wire(v) => Raw::from(v[k]),
+        }
+    }
+
+    /// Whether the entries were read from one replica of a set, so that no
+    /// two share a (type, id).
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self.0, Repr::Local { .. })
     }
 
     /// The position of the first entry with a clock above `clock`.

@@ -1,6 +1,7 @@
 //! Entries: the service instances the set holds, and their metadata.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Whether an instance takes requests.
@@ -62,11 +63,89 @@ pub struct WireEntry<'a> {
     pub meta: Meta<'a>,
 }
 
-/// One stored entry. The id and the user data share one allocation.
+/// The most bytes of id and data stored in the record itself.
+const INLINE: usize = 23;
+
+/// A length of inline bytes. An enum so that the values above [`INLINE`]
+/// are free for the compiler to tag [`Bytes`] with: it stays 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Len {
+    L0,
+    L1,
+    L2,
+    L3,
+    L4,
+    L5,
+    L6,
+    L7,
+    L8,
+    L9,
+    L10,
+    L11,
+    L12,
+    L13,
+    L14,
+    L15,
+    L16,
+    L17,
+    L18,
+    L19,
+    L20,
+    L21,
+    L22,
+    L23,
+}
+
+const LENS: [Len; INLINE + 1] = {
+    use Len::*;
+    [
+        L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19,
+        L20, L21, L22, L23,
+    ]
+};
+
+/// The id and user data of an entry, in the record when short (no
+/// allocation, no pointer to follow), else in one allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Bytes {
+    Inline { buf: [u8; INLINE], len: Len },
+    Heap(Box<[u8]>),
+}
+
+const _: () = assert!(core::mem::size_of::<Bytes>() == 24);
+
+impl Bytes {
+    /// `a` then `b`.
+    pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
+        let n = a.len() + b.len();
+        if n <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..n].copy_from_slice(b);
+            Bytes::Inline { buf, len: LENS[n] }
+        } else {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            Bytes::Heap(v.into_boxed_slice())
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Inline { buf, len } => &buf[..*len as usize],
+            Bytes::Heap(b) => b,
+        }
+    }
+}
+
+/// One stored entry. The id and the user data are stored together.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// `id` bytes then `data` bytes.
-    pub(crate) bytes: Box<[u8]>,
+    pub(crate) bytes: Bytes,
     pub(crate) clock: u64,
     pub(crate) prev: u64,
     /// Replica slot.
@@ -82,7 +161,7 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn id_bytes(&self) -> &[u8] {
-        &self.bytes[..self.id_len as usize]
+        &self.bytes.as_slice()[..self.id_len as usize]
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -95,7 +174,30 @@ impl Record {
         Meta {
             state: self.state,
             slot: self.slot,
-            data: &self.bytes[self.id_len as usize..],
+            data: &self.bytes.as_slice()[self.id_len as usize..],
+        }
+    }
+}
+
+/// An entry as the merge code reads it: a [`WireEntry`] whose strings are bytes,
+/// so that reading a stored record needs no UTF-8 check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raw<'a> {
+    pub(crate) ty: &'a [u8],
+    pub(crate) id: &'a [u8],
+    pub(crate) clock: u64,
+    pub(crate) prev: u64,
+    pub(crate) meta: Meta<'a>,
+}
+
+impl<'a> From<WireEntry<'a>> for Raw<'a> {
+    fn from(e: WireEntry<'a>) -> Self {
+        Raw {
+            ty: e.ty.as_bytes(),
+            id: e.id.as_bytes(),
+            clock: e.clock,
+            prev: e.prev,
+            meta: e.meta,
         }
     }
 }

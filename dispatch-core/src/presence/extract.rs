@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use super::delta::{check_increasing, Target};
+use super::delta::{check_increasing, Hashes, Target};
 use super::entries::Entries;
 use super::error::MergeError;
 use super::replica::ReplicaId;
@@ -92,7 +92,7 @@ impl Presence {
                 continue;
             }
             // Sections we skip are not read further, so they need no more checks.
-            self.check_entries(&sec.entries, sec.since, sec.clock)?;
+            let hashes = self.check_entries(&sec.entries, sec.since, sec.clock)?;
             check_increasing(&sec.alive_before, 0, sec.since)?;
             let max = self.config.max_entries_per_replica;
             if sec.alive_before.len() > max as usize {
@@ -109,7 +109,7 @@ impl Presence {
                     }
                 }
             }
-            let new = self.check_new(target, &sec.entries, c, &doomed, |p, i| {
+            let new = self.check_new(target, &sec.entries, &hashes, c, &doomed, |p, i| {
                 p.extract_removes(sec, p.record(i).clock, c)
             })?;
             plans.push(Plan {
@@ -118,6 +118,7 @@ impl Presence {
                 c,
                 doomed,
                 new,
+                hashes,
             });
         }
         let max = self.config.max_replicas;
@@ -131,7 +132,7 @@ impl Presence {
             for i in p.doomed {
                 self.remove_record(i, true);
             }
-            self.insert_all(s, &sec.entries, p.c, p.new);
+            self.insert_all(s, &sec.entries, p.c, &p.hashes, p.new);
             let slot = self.replicas[s as usize]
                 .as_mut()
                 .expect("target slot is live");
@@ -240,4 +241,5 @@ struct Plan {
     c: u64,
     doomed: Vec<u32>,
     new: usize,
+    hashes: Vec<Hashes>,
 }

@@ -85,12 +85,16 @@ pub struct Summary {
 
 /// The replicated set of service entries of a cluster, as one node holds it.
 ///
-/// Storage: a slab of entry records addressed by `u32`; interned types, each
-/// with its members in the deterministic read order; per-replica entry lists
-/// so that down, up and purge cost time in proportion to that replica; and
-/// three keyed-hash indexes ((replica, type, id), (replica, clock) and id)
-/// whose buckets hold a `u32` slab index, plus 32 bits of the hash for the
-/// string-keyed ones so that growing them never re-reads the strings. Merging a delta costs time in proportion to the delta.
+/// Storage: a slab of entry records addressed by `u32`, each holding its id
+/// and user data itself when they fit in 23 bytes; interned types (short
+/// names held inline), each with its members in the deterministic read
+/// order, every member carrying the first eight bytes of its id so that
+/// ordering seldom reads a record; per-replica entry lists so that down, up
+/// and purge cost time in proportion to that replica; and three keyed-hash
+/// indexes ((replica, type, id), (replica, clock) and id) whose buckets hold
+/// a `u32` slab index plus 32 bits of the hash, so that growing them never
+/// reads the records. Each string is hashed once per operation. Merging a
+/// delta costs time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
@@ -109,7 +113,7 @@ pub struct Presence {
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
     key_idx: HashTable<Slot>,
-    dot_idx: HashTable<u32>,
+    dot_idx: HashTable<Slot>,
     id_idx: HashTable<Slot>,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
@@ -166,16 +170,26 @@ impl Presence {
     /// [`update`](Self::update)), or when a limit is passed.
     pub fn add(&mut self, ty: &str, id: &str, meta: Meta<'_>) -> Result<Ref, OpError> {
         self.check_local(ty, id, &meta)?;
-        if self.find_local(ty, id).is_some() {
-            return Err(OpError::AlreadyExists);
+        let th = self.hasher.bytes(ty.as_bytes()) as u32;
+        let (id, idh) = (id.as_bytes(), self.hasher.bytes(id.as_bytes()));
+        let t = self.find_type_h(ty.as_bytes(), th);
+        if let Some(t) = t {
+            if self.find_key_h(ME, t, id, idh).is_some() {
+                return Err(OpError::AlreadyExists);
+            }
         }
         let max = self.config.max_entries_per_replica;
         if self.replica(ME).entries.len() >= max as usize {
             return Err(OpError::TooManyEntries { max });
         }
         self.begin();
+        // `begin` frees the types emptied by the last call, maybe this one.
+        let t = match t {
+            Some(t) if self.types[t as usize].is_some() => t,
+            _ => self.new_type(ty.as_bytes(), th),
+        };
         let clock = self.local_op(None);
-        self.insert_record(ME, ty, id, clock, 0, meta);
+        self.insert_hashed(ME, t, id, idh, clock, 0, meta);
         Ok(self.my_ref(clock))
     }
 

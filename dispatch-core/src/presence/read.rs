@@ -108,7 +108,7 @@ impl Presence {
                 .as_slice(),
             None => &[],
         };
-        members.iter().filter_map(move |&i| self.visible(i))
+        members.iter().filter_map(move |m| self.visible(m.idx))
     }
 
     /// The visible entries with this service id, of every type and replica,
@@ -172,13 +172,13 @@ impl Presence {
         }
         st.replicas -= self.retired.len();
         for r in self.slab.iter().flatten() {
-            st.string_bytes += r.bytes.len();
+            st.string_bytes += r.bytes.as_slice().len();
         }
         for t in self.types.iter().flatten() {
             if !t.members.as_slice().is_empty() {
                 st.types += 1;
             }
-            st.string_bytes += t.name.len();
+            st.string_bytes += t.name.as_slice().len();
         }
         st
     }
@@ -195,6 +195,18 @@ impl Presence {
         self.replica(rec.replica)
             .up
             .then_some(EntryRef { set: self, rec })
+    }
+
+    /// Record `i` for the merge code.
+    pub(crate) fn raw(&self, i: u32) -> super::entry::Raw<'_> {
+        let r = self.record(i);
+        super::entry::Raw {
+            ty: self.type_bytes(r.ty),
+            id: r.id_bytes(),
+            clock: r.clock,
+            prev: r.prev,
+            meta: r.meta(),
+        }
     }
 
     /// Record `i` as it goes on the wire.

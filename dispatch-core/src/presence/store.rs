@@ -1,11 +1,10 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use super::entry::{Meta, Record};
+use super::entry::{Bytes, Meta, Record};
 use super::hash::Keyed;
 use super::replica::{ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
@@ -32,23 +31,51 @@ pub(crate) enum ChangeRec {
     Gone(u32),
 }
 
-/// The members of a type: slab indexes in read order. One member, the
-/// common case for types named after an instance, needs no allocation.
+/// A member of a type: a slab index and the first eight bytes of its id
+/// (big-endian, zero-padded), so that ordering members seldom reads records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub(crate) idx: u32,
+    key: [u32; 2],
+}
+
+impl Member {
+    pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
+        let mut w = [0u8; 8];
+        let n = id.len().min(8);
+        w[..n].copy_from_slice(&id[..n]);
+        let k = u64::from_be_bytes(w);
+        Member {
+            idx,
+            key: [(k >> 32) as u32, k as u32],
+        }
+    }
+
+    /// The id prefix as a number: where two differ, the ids are ordered as
+    /// these numbers are; where they are equal, the ids must be compared.
+    #[inline]
+    fn prefix(&self) -> u64 {
+        (u64::from(self.key[0]) << 32) | u64::from(self.key[1])
+    }
+}
+
+/// The members of a type in read order. One member, the common case for
+/// types named after an instance, needs no allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
-    One(u32),
-    Many(Vec<u32>),
+    One(Member),
+    Many(Vec<Member>),
 }
 
 impl Members {
-    pub(crate) fn as_slice(&self) -> &[u32] {
+    pub(crate) fn as_slice(&self) -> &[Member] {
         match self {
             Members::One(x) => core::slice::from_ref(x),
             Members::Many(v) => v,
         }
     }
 
-    fn insert(&mut self, pos: usize, value: u32) {
+    fn insert(&mut self, pos: usize, value: Member) {
         match self {
             Members::One(x) => {
                 let mut v = Vec::with_capacity(2);
@@ -64,12 +91,12 @@ impl Members {
     fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         match self {
             Members::One(x) => {
-                if !keep(*x) {
+                if !keep(x.idx) {
                     *self = Members::Many(Vec::new());
                 }
             }
             Members::Many(v) => {
-                v.retain(|&i| keep(i));
+                v.retain(|m| keep(m.idx));
                 if v.len() == 1 {
                     *self = Members::One(v[0]);
                 }
@@ -93,7 +120,7 @@ impl Members {
 /// An interned service type.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
-    pub(crate) name: Box<str>,
+    pub(crate) name: Bytes,
     pub(crate) members: Members,
 }
 
@@ -112,8 +139,26 @@ pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u32 {
     h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty)) as u32
 }
 
-pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u64 {
-    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000)
+pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u32 {
+    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000) as u32
+}
+
+/// Byte-wise order of two strings, eight bytes at a time.
+#[inline]
+fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        let (x, y) = (u64::from_be_bytes(wx), u64::from_be_bytes(wy));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    let n = a.len().min(b.len()) / 8 * 8;
+    a[n..].cmp(&b[n..])
 }
 
 fn rec(slab: &[Option<Record>], i: u32) -> &Record {
@@ -143,7 +188,7 @@ impl Presence {
                 matches!(&self.types[t as usize], Some(tr) if tr.members.as_slice().is_empty());
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
-                let h = self.hasher.bytes(tr.name.as_bytes()) as u32;
+                let h = self.hasher.bytes(tr.name.as_slice()) as u32;
                 if let Ok(e) = self.type_idx.find_entry(spread(h), |&(x, _)| x == t) {
                     e.remove();
                 }
@@ -177,10 +222,16 @@ impl Presence {
     }
 
     pub(crate) fn type_name(&self, t: u32) -> &str {
-        &self.types[t as usize]
+        // Only `&str` names are interned, so the check never fails.
+        core::str::from_utf8(self.type_bytes(t)).unwrap_or_default()
+    }
+
+    pub(crate) fn type_bytes(&self, t: u32) -> &[u8] {
+        self.types[t as usize]
             .as_ref()
             .expect("a type stays interned while a record or change names it")
             .name
+            .as_slice()
     }
 
     /// Slots of the known replicas, in slot order (ours first).
@@ -199,21 +250,32 @@ impl Presence {
     }
 
     pub(crate) fn find_type(&self, name: &str) -> Option<u32> {
-        let h = self.hasher.bytes(name.as_bytes()) as u32;
+        let name = name.as_bytes();
+        self.find_type_h(name, self.hasher.bytes(name) as u32)
+    }
+
+    /// [`find_type`](Self::find_type) with the name's hash already computed.
+    pub(crate) fn find_type_h(&self, name: &[u8], h: u32) -> Option<u32> {
         self.type_idx
-            .find(spread(h), |&(t, hh)| hh == h && self.type_name(t) == name)
+            .find(spread(h), |&(t, hh)| hh == h && self.type_bytes(t) == name)
             .map(|&(t, _)| t)
     }
 
     pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &str) -> Option<u32> {
-        let h = key_hash(&self.hasher, self.hasher.bytes(id.as_bytes()), replica, ty);
+        let id = id.as_bytes();
+        self.find_key_h(replica, ty, id, self.hasher.bytes(id))
+    }
+
+    /// [`find_key`](Self::find_key) with the id's hash already computed.
+    pub(crate) fn find_key_h(&self, replica: u32, ty: u32, id: &[u8], id_hash: u64) -> Option<u32> {
+        let h = key_hash(&self.hasher, id_hash, replica, ty);
         self.key_idx
             .find(spread(h), |&(i, hh)| {
                 if hh != h {
                     return false;
                 }
                 let r = self.record(i);
-                r.replica == replica && r.ty == ty && r.id_bytes() == id.as_bytes()
+                r.replica == replica && r.ty == ty && r.id_bytes() == id
             })
             .map(|&(i, _)| i)
     }
@@ -221,11 +283,13 @@ impl Presence {
     pub(crate) fn find_dot(&self, replica: u32, clock: u64) -> Option<u32> {
         let h = dot_hash(&self.hasher, replica, clock);
         self.dot_idx
-            .find(h, |&i| {
-                let r = self.record(i);
-                r.replica == replica && r.clock == clock
+            .find(spread(h), |&(i, hh)| {
+                hh == h && {
+                    let r = self.record(i);
+                    r.replica == replica && r.clock == clock
+                }
             })
-            .copied()
+            .map(|&(i, _)| i)
     }
 
     /// Registers a replica and returns its slot.
@@ -287,6 +351,11 @@ impl Presence {
     fn unlink_bulk(&mut self, list: &[u32], report: bool) {
         let mut dead = vec![0u64; self.slab.len().div_ceil(64)];
         let mut touched = vec![0u64; self.types.len().div_ceil(64)];
+        self.free.reserve(list.len());
+        if report {
+            self.removed.reserve(list.len());
+            self.changes.reserve(list.len());
+        }
         for &i in list {
             dead[i as usize / 64] |= 1 << (i % 64);
             let record = self.slab[i as usize]
@@ -317,17 +386,21 @@ impl Presence {
         }
         self.key_idx.retain(|&mut (i, _)| !is_dead(i));
         self.id_idx.retain(|&mut (i, _)| !is_dead(i));
-        self.dot_idx.retain(|&mut i| !is_dead(i));
+        self.dot_idx.retain(|&mut (i, _)| !is_dead(i));
     }
 
-    /// Interns a type name.
-    fn intern_type(&mut self, name: &str) -> u32 {
-        if let Some(t) = self.find_type(name) {
-            return t;
+    /// Interns a type name whose hash is `h`.
+    pub(crate) fn intern_type_h(&mut self, name: &[u8], h: u32) -> u32 {
+        match self.find_type_h(name, h) {
+            Some(t) => t,
+            None => self.new_type(name, h),
         }
-        let h = self.hasher.bytes(name.as_bytes()) as u32;
+    }
+
+    /// Interns a type name known to be absent, whose hash is `h`.
+    pub(crate) fn new_type(&mut self, name: &[u8], h: u32) -> u32 {
         let tr = TypeRec {
-            name: name.into(),
+            name: Bytes::concat(name, b""),
             members: Members::Many(Vec::new()),
         };
         let t = match self.free_types.pop() {
@@ -348,37 +421,43 @@ impl Presence {
     /// Makes room for `n` more records of replica `r`.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
         let extra = n.saturating_sub(self.free.len());
-        self.slab.reserve(extra);
-        let (h, slab) = (self.hasher, &self.slab);
+        // Exact: a bulk merge would otherwise leave up to half the slab unused.
+        self.slab.reserve_exact(extra);
         self.key_idx.reserve(n, |&(_, hh)| spread(hh));
-        self.dot_idx.reserve(n, |&i| {
-            let x = rec(slab, i);
-            dot_hash(&h, x.replica, x.clock)
-        });
+        self.dot_idx.reserve(n, |&(_, hh)| spread(hh));
         self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
             // Headroom, so that the next small merge does not copy a big list.
             s.entries.reserve(n + n / 8);
+            if s.up {
+                // Each insert reports a join; `begin` shrinks the buffer again.
+                self.changes.reserve(n);
+            }
         }
     }
 
-    /// Orders a record against a member key: by id, then replica name, then
+    /// Orders a member against a member key: by id, then replica name, then
     /// incarnation. Every node derives the same order from the same set.
-    fn member_cmp(&self, i: u32, id: &[u8], name: &str, inc: u64) -> Ordering {
-        let x = self.record(i);
-        let rid = &self.replica(x.replica).id;
-        x.id_bytes()
-            .cmp(id)
-            .then_with(|| (*rid.name).cmp(name))
-            .then_with(|| rid.incarnation.cmp(&inc))
+    fn member_cmp(&self, m: Member, key: Member, id: &[u8], name: &str, inc: u64) -> Ordering {
+        match m.prefix().cmp(&key.prefix()) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        let x = self.record(m.idx);
+        cmp_bytes(x.id_bytes(), id).then_with(|| {
+            let rid = &self.replica(x.replica).id;
+            (*rid.name)
+                .cmp(name)
+                .then_with(|| rid.incarnation.cmp(&inc))
+        })
     }
 
-    fn member_pos(&self, t: u32, id: &[u8], replica: u32) -> Result<usize, usize> {
+    fn member_pos(&self, t: u32, key: Member, id: &[u8], replica: u32) -> Result<usize, usize> {
         let rid = &self.replica(replica).id;
         let members = &self.types[t as usize].as_ref().expect("live type").members;
         members
             .as_slice()
-            .binary_search_by(|&m| self.member_cmp(m, id, &rid.name, rid.incarnation))
+            .binary_search_by(|&m| self.member_cmp(m, key, id, &rid.name, rid.incarnation))
     }
 
     /// Stores a new record of replica `r`, already validated, and reports
@@ -392,13 +471,28 @@ impl Presence {
         prev: u64,
         meta: Meta<'_>,
     ) -> u32 {
-        let t = self.intern_type(ty);
-        let mut bytes = Vec::with_capacity(id.len() + meta.data.len());
-        bytes.extend_from_slice(id.as_bytes());
-        bytes.extend_from_slice(meta.data);
+        let ty = ty.as_bytes();
+        let t = self.intern_type_h(ty, self.hasher.bytes(ty) as u32);
+        let id = id.as_bytes();
+        self.insert_hashed(r, t, id, self.hasher.bytes(id), clock, prev, meta)
+    }
+
+    /// [`insert_record`](Self::insert_record) into the interned type `t`,
+    /// with the id's hash already computed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_hashed(
+        &mut self,
+        r: u32,
+        t: u32,
+        id: &[u8],
+        id_hash: u64,
+        clock: u64,
+        prev: u64,
+        meta: Meta<'_>,
+    ) -> u32 {
         let pos = self.replica(r).entries.len() as u32;
         let record = Record {
-            bytes: bytes.into_boxed_slice(),
+            bytes: Bytes::concat(id, meta.data),
             clock,
             prev,
             replica: r,
@@ -419,26 +513,24 @@ impl Presence {
             }
         };
         let h = self.hasher;
-        let id_hash = h.bytes(id.as_bytes());
-        let slab = &self.slab;
         let kh = key_hash(&h, id_hash, r, t);
         self.key_idx
             .insert_unique(spread(kh), (i, kh), |&(_, hh)| spread(hh));
-        self.dot_idx.insert_unique(dot_hash(&h, r, clock), i, |&x| {
-            let x = rec(slab, x);
-            dot_hash(&h, x.replica, x.clock)
-        });
+        let dh = dot_hash(&h, r, clock);
+        self.dot_idx
+            .insert_unique(spread(dh), (i, dh), |&(_, hh)| spread(hh));
         let ih = id_hash as u32;
         self.id_idx
             .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
-        let at = match self.member_pos(t, id.as_bytes(), r) {
+        let key = Member::new(i, id);
+        let at = match self.member_pos(t, key, id, r) {
             Ok(at) | Err(at) => at,
         };
         self.types[t as usize]
             .as_mut()
             .expect("just interned")
             .members
-            .insert(at, i);
+            .insert(at, key);
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.push(i);
         if s.up {
@@ -468,9 +560,9 @@ impl Presence {
             .members
             .as_slice();
         let at = if members.len() <= SCAN_MAX {
-            members.iter().position(|&m| m == i).ok_or(0)
+            members.iter().position(|m| m.idx == i).ok_or(0)
         } else {
-            self.member_pos(t, x.id_bytes(), r)
+            self.member_pos(t, Member::new(i, x.id_bytes()), x.id_bytes(), r)
         };
         if let Ok(at) = at {
             let tr = self.types[t as usize]
@@ -484,13 +576,11 @@ impl Presence {
         for (table, hash) in [
             (&mut self.key_idx, spread(key_hash(&h, id_hash, r, t))),
             (&mut self.id_idx, spread(id_hash as u32)),
+            (&mut self.dot_idx, spread(dot_hash(&h, r, clock))),
         ] {
             if let Ok(e) = table.find_entry(hash, |&(x, _)| x == i) {
                 e.remove();
             }
-        }
-        if let Ok(e) = self.dot_idx.find_entry(dot_hash(&h, r, clock), |&x| x == i) {
-            e.remove();
         }
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
