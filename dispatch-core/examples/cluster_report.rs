@@ -9,6 +9,10 @@
 //! services leaving everywhere; bytes per second per node when idle and
 //! under 10 changes per second; time to converge after healing a partition
 //! that split 10,000 entries; and live peers wrongly marked down.
+//!
+//! For a pair of nodes: calls completed per CPU second (both nodes and the
+//! simulator on one thread, 256 calls in flight, 32-byte requests and
+//! replies), and the bytes on the wire per call beyond those payloads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -227,6 +231,66 @@ fn heal_converge(n: usize, seed: u64, entries: usize) -> f64 {
     }
 }
 
+/// CPU time this thread has used, from Linux's schedstat; the wall clock
+/// where that is not available.
+fn cpu_time(wall: std::time::Instant) -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_else(|| wall.elapsed())
+}
+
+/// Two nodes, node 1 serving `uploader`; node 0 keeps 256 calls in flight
+/// until `total` have completed. Returns calls per CPU second and wire bytes
+/// per call beyond the request and reply payloads.
+fn calls(total: u64, seed: u64) -> (f64, f64) {
+    const PAYLOAD: usize = 32;
+    const WINDOW: u64 = 256;
+    let mut sim = cluster(2, seed, 0.0);
+    sim.with_node(1, |node, now| node.add_service(now, "uploader", "u1", b""))
+        .expect("up")
+        .expect("add");
+    sim.run_for(Duration::from_millis(50)).expect("runs");
+    for i in 0..2 {
+        sim.take_events(i);
+    }
+    let payload = [7u8; PAYLOAD];
+    let bytes_before: u64 = (0..2).map(|i| sim.stats(i).sent_bytes).sum();
+    let wall = std::time::Instant::now();
+    let cpu_before = cpu_time(wall);
+    let (mut started, mut done) = (0u64, 0u64);
+    while done < total {
+        while started < total && started - done < WINDOW {
+            let key = started.to_le_bytes();
+            sim.with_node(0, |node, now| {
+                node.call(now, "uploader", &key, &payload, None)
+            })
+            .expect("up")
+            .expect("call");
+            started += 1;
+        }
+        sim.run_for(Duration::from_micros(500)).expect("runs");
+        for e in sim.take_events(1) {
+            if let Event::Request(r) = e.event {
+                sim.with_node(1, |node, now| node.reply(now, &r.id, &payload))
+                    .expect("up")
+                    .expect("reply");
+            }
+        }
+        for e in sim.take_events(0) {
+            if let Event::Reply { result, .. } = e.event {
+                result.expect("a call on a quiet link succeeds");
+                done += 1;
+            }
+        }
+    }
+    let cpu = cpu_time(wall).saturating_sub(cpu_before).as_secs_f64();
+    let bytes: u64 = (0..2).map(|i| sim.stats(i).sent_bytes).sum::<u64>() - bytes_before;
+    let overhead = (bytes as f64 - (total * 2 * PAYLOAD as u64) as f64) / total as f64;
+    (total as f64 / cpu, overhead)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let report = Report {
@@ -240,6 +304,9 @@ fn main() {
         println!("cluster_report: simulated, 1 ms +/- 0.5 ms one-way, {trials} visibility trials");
     }
     let mut goals = Vec::new();
+    let (per_sec, overhead) = calls(if quick { 20_000 } else { 200_000 }, 23);
+    report.line(2, 0.0, "calls_per_cpu_sec", per_sec, "calls/s");
+    report.line(2, 0.0, "wire_overhead_bytes_per_call", overhead, "B");
     for &n in sizes {
         for loss in [0.0, 0.2] {
             let (times, false_downs) = visibility(n, loss, trials, 7 + n as u64);

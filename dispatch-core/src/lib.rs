@@ -13,7 +13,9 @@
 //!   virtual time, for tests.
 //! - [`ring`]: the hash ring that routes a key to the instances of a service
 //!   type.
-//! - [`node`]: the sans-IO node that ties them together, and its protocol.
+//! - [`node`]: the sans-IO node that ties them together, and its protocol,
+//!   including calls and casts to the instance that owns a key
+//!   ([`node::calls`]).
 //! - [`wire`]: the versioned postcard wire format.
 //! - [`transfer`]: chunked transfers that survive loss.
 //!

@@ -1,13 +1,14 @@
 //! A node fed arbitrary datagrams from a few addresses, timer calls and local
-//! commands: it never panics, never writes a datagram over its MTU, and its
-//! peer table and presence set stay within the configured bounds.
+//! commands, calls and replies: it never panics, never writes a datagram
+//! over its MTU, and its peer table, presence set and call tables stay within
+//! the configured bounds.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use dispatch_core::node::{Config, Node};
+use dispatch_core::node::{Config, Event, Node, RequestId};
 use dispatch_core::presence::ReplicaId;
 use dispatch_core::time::Instant;
-use dispatch_core::wire::{self, Heartbeat, Message};
+use dispatch_core::wire::{self, CallRequest, Heartbeat, Message, Outcome};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -45,6 +46,37 @@ enum Input {
     Disable {
         id: u8,
     },
+    /// A well-formed request for one of our instances (or not).
+    Request {
+        from: u8,
+        name: u8,
+        incarnation: u8,
+        call: u8,
+        id: u8,
+        budget_ms: u16,
+        cast: bool,
+        done_below: u8,
+        len: u16,
+    },
+    /// A well-formed reply to a call we may have made.
+    Reply {
+        from: u8,
+        name: u8,
+        incarnation: u8,
+        call: u8,
+        len: u16,
+    },
+    /// A local call or cast.
+    Call {
+        key: u8,
+        cast: bool,
+        timeout_ms: u16,
+    },
+    /// The application answers one of the requests it was handed.
+    Answer {
+        which: u8,
+        len: u16,
+    },
 }
 
 fuzz_target!(|inputs: Vec<Input>| {
@@ -59,6 +91,7 @@ fuzz_target!(|inputs: Vec<Input>| {
     let mut now = Instant::ZERO;
     node.join(now, &[1, 2]);
     let mut buf = vec![0u8; 65_536];
+    let mut requests: Vec<RequestId> = Vec::new();
     for input in inputs.into_iter().take(512) {
         let timed = matches!(input, Input::Advance { .. });
         match input {
@@ -105,6 +138,72 @@ fuzz_target!(|inputs: Vec<Input>| {
             Input::Disable { id } => {
                 let _ = node.disable_service(now, "t", &format!("s{id}"));
             }
+            Input::Request {
+                from,
+                name,
+                incarnation,
+                call,
+                id,
+                budget_ms,
+                cast,
+                done_below,
+                len,
+            } => {
+                let payload = vec![1u8; usize::from(len % 2048)];
+                let id = format!("s{id}");
+                let msg: Message<'_, u8> = Message::Request {
+                    from: ReplicaId::new(&format!("p{}", name % 8), u64::from(incarnation)),
+                    request: CallRequest {
+                        call: u64::from(call),
+                        ty: "t",
+                        id: &id,
+                        budget_ms: u32::from(budget_ms),
+                        cast,
+                        done_below: u64::from(done_below),
+                        payload: &payload,
+                    },
+                };
+                if let Ok(len) = wire::encode(&msg, cluster, &mut buf) {
+                    let bytes = buf[..len].to_vec();
+                    let _ = node.handle_datagram(now, from, &bytes);
+                }
+            }
+            Input::Reply {
+                from,
+                name,
+                incarnation,
+                call,
+                len,
+            } => {
+                let payload = vec![2u8; usize::from(len % 2048)];
+                let msg: Message<'_, u8> = Message::Reply {
+                    from: ReplicaId::new(&format!("p{}", name % 8), u64::from(incarnation)),
+                    call: u64::from(call),
+                    outcome: Outcome::Replied(&payload),
+                };
+                if let Ok(len) = wire::encode(&msg, cluster, &mut buf) {
+                    let bytes = buf[..len].to_vec();
+                    let _ = node.handle_datagram(now, from, &bytes);
+                }
+            }
+            Input::Call {
+                key,
+                cast,
+                timeout_ms,
+            } => {
+                let timeout = Some(core::time::Duration::from_millis(u64::from(timeout_ms) + 1));
+                let _ = if cast {
+                    node.cast(now, "t", &[key], b"x")
+                } else {
+                    node.call(now, "t", &[key], b"x", timeout).map(|_| ())
+                };
+            }
+            Input::Answer { which, len } => {
+                if !requests.is_empty() {
+                    let id = requests[usize::from(which) % requests.len()].clone();
+                    let _ = node.reply(now, &id, &vec![3u8; usize::from(len)]);
+                }
+            }
         }
         while let Some(t) = node.poll_transmit(now, &mut buf) {
             assert!(
@@ -113,7 +212,14 @@ fuzz_target!(|inputs: Vec<Input>| {
                 t.len
             );
         }
-        while node.poll_event().is_some() {}
+        while let Some(event) = node.poll_event() {
+            if let Event::Request(r) = event {
+                requests.push(r.id);
+                if requests.len() > 16 {
+                    requests.remove(0);
+                }
+            }
+        }
         if let (true, Some(deadline)) = (timed, node.poll_timeout()) {
             // Right after handle_timeout, a deadline not in the future would
             // keep a driver spinning.
@@ -121,5 +227,10 @@ fuzz_target!(|inputs: Vec<Input>| {
         }
         assert!(node.peers().count() <= 4);
         assert!(node.presence().replicas().count() <= 5);
+        let (outgoing, incoming) = node.calls_in_flight();
+        assert!(
+            outgoing <= 8 && incoming <= 8,
+            "{outgoing} calls out, {incoming} in"
+        );
     }
 });

@@ -55,6 +55,29 @@ pub struct Config {
     /// node emits [`Destination::Broadcast`](crate::transmit::Destination)
     /// instead of one copy per peer. Default false (UDP).
     pub transport_broadcasts: bool,
+    /// How long a call waits for its reply when the caller gives no
+    /// timeout of its own. Default 5 s, as in the Elixir library.
+    pub call_timeout: Duration,
+    /// How long a request or a reply waits for its acknowledgement before it
+    /// is sent again; each further wait doubles, up to `retry_after`.
+    /// Default 50 ms, several LAN round trips. Must be positive and shorter
+    /// than `call_timeout`.
+    pub call_retry: Duration,
+    /// Largest request or reply, in bytes. Larger ones than a datagram
+    /// travel as chunked transfers. Default 1 MiB; at most
+    /// `max_transfer_bytes`.
+    pub max_call_bytes: u32,
+    /// Most calls and casts this node waits on at once; past it `call`
+    /// fails with `Busy`. Default 1024.
+    pub max_outgoing_calls: usize,
+    /// Most requests this node remembers at once (being handled, or
+    /// answered and kept to deduplicate retransmissions); past it requests
+    /// are refused as `Busy`. Default 1024.
+    pub max_incoming_calls: usize,
+    /// The transport delivers every message, once (libp2p
+    /// request-response): requests and replies are then neither
+    /// acknowledged nor sent again. Default false (UDP).
+    pub reliable_transport: bool,
     /// Seed of the node's pseudo-random choices (transfer identifiers,
     /// timer jitter). Drivers pass entropy from the OS or a hardware RNG;
     /// tests fix it.
@@ -79,6 +102,12 @@ impl Default for Config {
             max_transfers: 8,
             gossip_peers: 1,
             transport_broadcasts: false,
+            call_timeout: Duration::from_secs(5),
+            call_retry: Duration::from_millis(50),
+            max_call_bytes: 1 << 20,
+            max_outgoing_calls: 1024,
+            max_incoming_calls: 1024,
+            reliable_transport: false,
             seed: 0,
             presence: presence::Config::default(),
         }
@@ -101,8 +130,14 @@ pub enum ConfigError {
     RetryAfter,
     /// `reorder_window` is not shorter than `retry_after`.
     ReorderWindow,
-    /// `max_peers`, `max_transfers` or `max_transfer_bytes` is zero.
+    /// `max_peers`, `max_transfers`, `max_transfer_bytes`, `max_call_bytes`,
+    /// `max_outgoing_calls` or `max_incoming_calls` is zero.
     ZeroCapacity(&'static str),
+    /// `call_timeout` is zero, or `call_retry` is zero or not shorter than
+    /// `call_timeout`.
+    CallTimers,
+    /// `max_call_bytes` exceeds `max_transfer_bytes`.
+    CallBytes,
     /// The presence set's limits are inconsistent.
     Presence(presence::ConfigError),
     /// `presence.max_replicas` does not exceed `max_peers` (every peer and
@@ -128,6 +163,12 @@ impl fmt::Display for ConfigError {
                 f.write_str("reorder_window must be shorter than retry_after: shorten reorder_window")
             }
             ConfigError::ZeroCapacity(field) => write!(f, "{field} is zero: give it at least 1"),
+            ConfigError::CallTimers => f.write_str(
+                "call_timeout must be positive and call_retry positive and shorter than call_timeout",
+            ),
+            ConfigError::CallBytes => f.write_str(
+                "max_call_bytes exceeds max_transfer_bytes: lower max_call_bytes or raise max_transfer_bytes",
+            ),
             ConfigError::Presence(e) => write!(f, "presence: {e}"),
             ConfigError::ReplicasBelowPeers => f.write_str(
                 "presence.max_replicas must exceed max_peers: raise presence.max_replicas or lower max_peers",
@@ -147,7 +188,8 @@ impl From<presence::ConfigError> for ConfigError {
 impl Config {
     /// Settings for a microcontroller: 512-byte datagrams, 32 peers,
     /// transfers of at most 16 KiB, two at a time, 64 entries per node with
-    /// names, types and ids of at most 32 bytes.
+    /// names, types and ids of at most 32 bytes; requests and replies of at
+    /// most 4 KiB, eight calls each way at once.
     pub fn small() -> Self {
         Config {
             mtu: 512,
@@ -155,6 +197,9 @@ impl Config {
             max_transfer_bytes: 16 << 10,
             max_transfers: 2,
             reorder_buffer: 4,
+            max_call_bytes: 4 << 10,
+            max_outgoing_calls: 8,
+            max_incoming_calls: 8,
             presence: presence::Config {
                 max_entries_per_replica: 64,
                 max_replicas: 33,
@@ -193,10 +238,22 @@ impl Config {
             ("max_peers", self.max_peers),
             ("max_transfers", self.max_transfers),
             ("max_transfer_bytes", self.max_transfer_bytes as usize),
+            ("max_call_bytes", self.max_call_bytes as usize),
+            ("max_outgoing_calls", self.max_outgoing_calls),
+            ("max_incoming_calls", self.max_incoming_calls),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroCapacity(name));
             }
+        }
+        if self.call_timeout.is_zero()
+            || self.call_retry.is_zero()
+            || self.call_retry >= self.call_timeout
+        {
+            return Err(ConfigError::CallTimers);
+        }
+        if self.max_call_bytes > self.max_transfer_bytes {
+            return Err(ConfigError::CallBytes);
         }
         self.presence.validate()?;
         if (self.presence.max_replicas as usize) <= self.max_peers {

@@ -2,6 +2,9 @@
 
 use alloc::boxed::Box;
 
+use alloc::vec::Vec;
+
+use super::calls::{CallError, CallId, Request};
 use crate::presence::{EntryRef, Ref, ReplicaId, State};
 
 /// A service instance as the application sees it.
@@ -58,4 +61,15 @@ pub enum Event {
     /// A peer left gracefully, restarted as a new incarnation, or stayed
     /// silent for the permanent-down period: it is forgotten.
     PeerGone(ReplicaId),
+    /// A call or cast for one of this node's instances. Answer a call with
+    /// [`Node::reply`](super::Node::reply).
+    Request(Request),
+    /// A call of this node completed: the reply, or why there is none.
+    /// Every [`CallId`] gets exactly one.
+    Reply {
+        /// The call.
+        call: CallId,
+        /// The handler's reply, or the error.
+        result: Result<Vec<u8>, CallError>,
+    },
 }

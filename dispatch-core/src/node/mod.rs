@@ -30,13 +30,20 @@
 //!   leave removes a node's services everywhere at once.
 //! - Nodes learn about each other from seeds, then from the peers named in
 //!   heartbeats and from peer lists sent to joining nodes.
+//! - [`Node::call`] and [`Node::cast`] send a request to the instance that
+//!   owns a key; its node hands it to the application as an
+//!   [`Event::Request`], and [`Node::reply`] answers it. Lost requests are
+//!   sent again, copies are never handed on twice, large ones travel in
+//!   chunks; see the [`calls`] module.
 
+pub mod calls;
 mod config;
 mod event;
 mod peers;
 mod stats;
 mod transfers;
 
+pub use calls::{CallError, CallId, Request, RequestId, RequestKind};
 pub use config::{Config, ConfigError};
 pub use event::{Event, Service};
 pub use peers::{Peer, PeerStatus};
@@ -59,6 +66,7 @@ use crate::rng::Rng;
 use crate::time::Instant;
 use crate::transmit::{Destination, Transmit};
 use crate::wire::{self, Heartbeat, Message, PeerInfo, TransferBody, WireError};
+use calls::Calls;
 use peers::{Heard, PeerRefusal, Peers};
 use transfers::Transfers;
 
@@ -148,6 +156,7 @@ pub struct Node<A> {
     rings: alloc::collections::BTreeMap<Box<str>, Ring<MemberKey>>,
     peers: Peers<A>,
     transfers: Transfers<A>,
+    calls: Calls<A>,
     outbox: VecDeque<(Destination<A>, Vec<u8>)>,
     /// Deltas that arrived before the ones they follow, per peer name.
     early: BTreeMap<Box<str>, Vec<EarlyDelta>>,
@@ -180,8 +189,10 @@ where
             transfers: Transfers::new(
                 config.max_transfers,
                 config.max_transfer_bytes,
+                config.max_call_bytes,
                 config.retry_after,
             ),
+            calls: Calls::new(),
             next_heartbeat: now,
             reclaim_at: None,
             last_now: now,
@@ -270,6 +281,7 @@ where
         self.send_to_peers(&msg);
         self.send_to_peers(&msg);
         self.left = true;
+        self.calls_abandoned();
     }
 
     // ---- input: the network and timers ----
@@ -332,6 +344,11 @@ where
                 self.stats.chunks_resent += self.transfers.resend(now, &from, transfer, &missing);
             }
             Message::TransferDone { transfer, .. } => self.transfers.done(&from, transfer),
+            Message::Request { request, .. } => {
+                self.on_request(now, &sender, Some(&from), &request)
+            }
+            Message::RequestAck { call, .. } => self.on_request_ack(&sender, call),
+            Message::Reply { call, outcome, .. } => self.on_reply(&sender, call, outcome),
             // Answered above, before the peer table saw the sender.
             Message::Leave { .. } => {}
         }
@@ -362,17 +379,20 @@ where
             self.config.permanent_down_after,
         );
         for id in downed {
+            self.calls_to_node_failed(&id.name);
             // Unknown to the set when it never had entries: nothing to hide.
             let _ = self.presence.replica_down(&id);
             self.apply_changes();
             self.events.push_back(Event::PeerDown(id));
         }
         for id in gone {
+            self.calls_to_node_failed(&id.name);
             self.purge(&id);
             self.transfers.forget_peer_name(&id.name);
             self.events.push_back(Event::PeerGone(id));
         }
         self.retry_catch_ups(now);
+        self.call_timeouts(now);
         if self.reclaim_at.is_some_and(|t| t <= now) {
             self.reclaim_at = None;
             self.reclaim_slots();
@@ -447,7 +467,8 @@ where
         let transfers = self.transfers.next_deadline(self.config.retry_after);
         let catch_ups = self.peers.iter().filter_map(|p| p.ask_at).min();
         let catch_ups = catch_ups.into_iter().chain(self.reclaim_at).min();
-        for t in [expiry, transfers, catch_ups].into_iter().flatten() {
+        let calls = self.calls.next_deadline();
+        for t in [expiry, transfers, catch_ups, calls].into_iter().flatten() {
             next = next.min(t);
         }
         Some(next)
@@ -716,6 +737,7 @@ where
                 self.events.push_back(Event::PeerUp(id.clone()));
             }
             Ok(Heard::Restarted { old }) => {
+                self.calls_to_node_failed(&old.name);
                 self.purge(&old);
                 self.transfers.forget_peer_name(&old.name);
                 self.events.push_back(Event::PeerGone(old));
@@ -924,10 +946,14 @@ where
             return;
         };
         let chunk = self.chunk_size();
-        if self
-            .transfers
-            .start(now, from.clone(), self.rng.next_u64() as u32, bytes, chunk)
-        {
+        if self.transfers.start(
+            now,
+            from.clone(),
+            wire::TransferKind::Sync,
+            self.rng.next_u64() as u32,
+            bytes,
+            chunk,
+        ) {
             self.stats.transfers_sent += 1;
         }
     }
@@ -949,7 +975,18 @@ where
                     transfer: head.transfer,
                 };
                 self.send(Destination::Peer(from.clone()), &done);
-                let merged = match wire::decode_transfer(&bytes) {
+                let body = wire::decode_transfer(&bytes);
+                if head.kind == wire::TransferKind::Call {
+                    let handled = match body {
+                        Ok(body) => self.on_call_transfer(now, sender, from, body),
+                        Err(_) => false,
+                    };
+                    if !handled {
+                        return Err(self.dropped(DropReason::Refused));
+                    }
+                    return Ok(());
+                }
+                let merged = match body {
                     Ok(TransferBody::Delta(d)) if d.replica == *sender => {
                         self.presence.merge_delta(&d).map(|_| ())
                     }
@@ -983,6 +1020,7 @@ where
     fn on_leave(&mut self, from: &ReplicaId) -> Result<(), RecvError> {
         match self.peers.get(&from.name) {
             Some(p) if p.id.incarnation == from.incarnation => {
+                self.calls_to_node_failed(&from.name);
                 self.peers.depart(from);
                 self.purge(from);
                 self.transfers.forget_peer_name(&from.name);
@@ -1067,6 +1105,7 @@ where
             from: self.me.clone(),
             head: wire::ChunkHead {
                 transfer: u32::MAX,
+                kind: wire::TransferKind::Call,
                 total_len: u32::MAX,
                 chunk_size: u16::MAX,
                 index: u32::MAX,

@@ -55,6 +55,32 @@ pub struct Stats {
     pub transfers_failed: u64,
     /// Chunks sent again on request.
     pub chunks_resent: u64,
+    /// Calls and casts this node started.
+    pub calls_started: u64,
+    /// Calls that got their reply.
+    pub calls_completed: u64,
+    /// Calls that failed otherwise than by timing out (refused, node down,
+    /// left).
+    pub calls_failed: u64,
+    /// Calls with no reply before their deadline.
+    pub calls_timed_out: u64,
+    /// Casts never acknowledged before their deadline.
+    pub casts_unconfirmed: u64,
+    /// Requests sent again for want of a reply or acknowledgement.
+    pub requests_resent: u64,
+    /// Requests handed to the application.
+    pub requests_handled: u64,
+    /// Copies of requests already handed on: answered, never handed on
+    /// again.
+    pub duplicate_requests: u64,
+    /// Copies of requests their caller had already finished with.
+    pub stale_requests: u64,
+    /// Requests refused (no such instance, too large, busy).
+    pub requests_refused: u64,
+    /// Replies sent (copies not counted).
+    pub replies_sent: u64,
+    /// Replies for calls no longer waited on (copies, or after a timeout).
+    pub late_replies: u64,
 }
 
 impl Stats {

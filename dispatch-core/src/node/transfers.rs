@@ -9,7 +9,7 @@ use core::time::Duration;
 use crate::presence::ReplicaId;
 use crate::time::Instant;
 use crate::transfer::{Incoming, Outgoing};
-use crate::wire::{ChunkHead, Message};
+use crate::wire::{ChunkHead, Message, TransferKind};
 
 /// Most `(first, count)` runs one resend request names.
 const MAX_RUNS: usize = 32;
@@ -22,6 +22,7 @@ const MAX_RESENDS: u32 = 3;
 #[derive(Debug)]
 struct Sending<A> {
     to: A,
+    kind: TransferKind,
     transfer: Outgoing,
     /// Chunks still to send, in order.
     queue: VecDeque<u32>,
@@ -31,6 +32,7 @@ struct Sending<A> {
 #[derive(Debug)]
 struct Receiving<A> {
     from: A,
+    kind: TransferKind,
     transfer: Incoming,
     last_progress: Instant,
     /// Resend requests sent since the last progress.
@@ -47,29 +49,57 @@ pub(crate) struct Transfers<A> {
     receiving: BTreeMap<(Box<str>, u32), Receiving<A>>,
     max: usize,
     max_bytes: u32,
+    /// Largest call transfer received.
+    max_call_bytes: u32,
     /// How long to wait for chunks before asking for them.
     retry: Duration,
 }
 
 impl<A: Clone + Ord> Transfers<A> {
-    pub(crate) fn new(max: usize, max_bytes: u32, retry: Duration) -> Self {
+    pub(crate) fn new(max: usize, max_bytes: u32, max_call_bytes: u32, retry: Duration) -> Self {
         Transfers {
             sending: BTreeMap::new(),
             receiving: BTreeMap::new(),
             max,
             max_bytes,
+            max_call_bytes,
             retry,
         }
     }
 
-    /// Drops the transfers in flight to `to`.
+    /// Drops the sync transfers in flight to `to`.
     pub(crate) fn cancel_to(&mut self, to: &A) {
-        self.sending.retain(|_, s| s.to != *to);
+        self.sending
+            .retain(|_, s| s.to != *to || s.kind != TransferKind::Sync);
     }
 
-    /// Whether a transfer from the node named `name` is being received.
+    /// Whether a sync transfer from the node named `name` is being received.
     pub(crate) fn receiving_from(&self, name: &str) -> bool {
-        self.receiving.keys().any(|(n, _)| **n == *name)
+        self.receiving
+            .iter()
+            .any(|((n, _), r)| **n == *name && r.kind == TransferKind::Sync)
+    }
+
+    /// Whether transfer `id` is still being sent or kept for resends.
+    pub(crate) fn is_sending(&self, id: u32) -> bool {
+        self.sending.contains_key(&id)
+    }
+
+    /// Queues the last chunk of transfer `id` again, so that a receiver
+    /// that lost every chunk learns of the transfer and asks for the rest.
+    pub(crate) fn probe(&mut self, now: Instant, id: u32) {
+        if let Some(s) = self.sending.get_mut(&id) {
+            let last = s.transfer.chunks().saturating_sub(1);
+            if !s.queue.contains(&last) {
+                s.queue.push_back(last);
+            }
+            s.last_activity = now;
+        }
+    }
+
+    /// Stops sending transfer `id`.
+    pub(crate) fn cancel(&mut self, id: u32) {
+        self.sending.remove(&id);
     }
 
     /// Starts sending `bytes` to `to`. Refused (false) when too many
@@ -79,6 +109,7 @@ impl<A: Clone + Ord> Transfers<A> {
         &mut self,
         now: Instant,
         to: A,
+        kind: TransferKind,
         id: u32,
         bytes: Vec<u8>,
         chunk_size: u16,
@@ -108,6 +139,7 @@ impl<A: Clone + Ord> Transfers<A> {
             id,
             Sending {
                 to,
+                kind,
                 transfer,
                 queue,
                 last_activity: now,
@@ -123,6 +155,7 @@ impl<A: Clone + Ord> Transfers<A> {
                 if let Some(data) = s.transfer.chunk(index) {
                     let head = ChunkHead {
                         transfer: s.transfer.id(),
+                        kind: s.kind,
                         total_len: s.transfer.total_len(),
                         chunk_size: s.transfer.chunk_size(),
                         index,
@@ -182,23 +215,28 @@ impl<A: Clone + Ord> Transfers<A> {
     ) -> Result<Option<Vec<u8>>, ()> {
         let key = (sender.name.clone(), head.transfer);
         if !self.receiving.contains_key(&key) {
-            // A sender has one transfer in flight to us: a new one replaces
-            // whatever it sent before.
-            self.receiving.retain(|(name, _), _| *name != key.0);
+            let limit = match head.kind {
+                TransferKind::Sync => {
+                    // A sender has one sync transfer in flight to us: a new
+                    // one replaces whatever it sent before.
+                    self.receiving
+                        .retain(|(name, _), r| *name != key.0 || r.kind != TransferKind::Sync);
+                    self.max_bytes
+                }
+                // Calls in flight are many; each is bounded, and so is
+                // their number.
+                TransferKind::Call => self.max_call_bytes,
+            };
             if self.receiving.len() >= self.max {
                 return Err(());
             }
-            let transfer = Incoming::new(
-                head.transfer,
-                head.total_len,
-                head.chunk_size,
-                self.max_bytes,
-            )
-            .map_err(|_| ())?;
+            let transfer = Incoming::new(head.transfer, head.total_len, head.chunk_size, limit)
+                .map_err(|_| ())?;
             self.receiving.insert(
                 key.clone(),
                 Receiving {
                     from: from.clone(),
+                    kind: head.kind,
                     transfer,
                     last_progress: now,
                     resends: 0,
@@ -207,6 +245,9 @@ impl<A: Clone + Ord> Transfers<A> {
             );
         }
         let r = self.receiving.get_mut(&key).ok_or(())?;
+        if r.kind != head.kind {
+            return Err(());
+        }
         if r.transfer
             .insert(head.total_len, head.chunk_size, head.index, data)
             .map_err(|_| ())?
@@ -294,10 +335,11 @@ mod tests {
     fn a_long_silence_never_leaves_a_deadline_behind() {
         // Found by the node_datagrams fuzz target: a deadline in the past
         // after handle_timeout keeps a driver spinning.
-        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, RETRY);
+        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, 1 << 20, RETRY);
         let (me, peer) = (ReplicaId::new("me", 1), ReplicaId::new("p", 1));
         let head = ChunkHead {
             transfer: 1,
+            kind: TransferKind::Sync,
             total_len: 2000,
             chunk_size: 1000,
             index: 0,
@@ -317,10 +359,11 @@ mod tests {
 
     #[test]
     fn a_stalled_transfer_is_abandoned_after_a_few_requests() {
-        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, RETRY);
+        let mut t: Transfers<u8> = Transfers::new(2, 1 << 20, 1 << 20, RETRY);
         let (me, peer) = (ReplicaId::new("me", 1), ReplicaId::new("p", 1));
         let head = ChunkHead {
             transfer: 1,
+            kind: TransferKind::Sync,
             total_len: 2000,
             chunk_size: 1000,
             index: 0,

@@ -117,6 +117,35 @@ pub enum Message<'a, A> {
         /// The sender.
         from: ReplicaId,
     },
+    /// A call or cast for one of the receiver's instances, when it fits one
+    /// datagram (larger ones travel as a [`TransferBody::Request`]).
+    Request {
+        /// The caller.
+        from: ReplicaId,
+        /// The request.
+        #[serde(borrow)]
+        request: CallRequest<'a>,
+    },
+    /// "I have your request `call`." Answers every copy of a cast, and the
+    /// copies of a call that arrive while it is being handled: the caller
+    /// then sends it again less often.
+    RequestAck {
+        /// The receiver of the request.
+        from: ReplicaId,
+        /// The caller's call number.
+        call: u64,
+    },
+    /// The answer to a call (larger ones travel as a
+    /// [`TransferBody::Reply`]).
+    Reply {
+        /// The node that handled the call.
+        from: ReplicaId,
+        /// The caller's call number.
+        call: u64,
+        /// The handler's reply, or why there is none.
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
 }
 
 impl<A> Message<'_, A> {
@@ -130,7 +159,10 @@ impl<A> Message<'_, A> {
             | Message::Chunk { from, .. }
             | Message::Resend { from, .. }
             | Message::TransferDone { from, .. }
-            | Message::Leave { from } => from,
+            | Message::Leave { from }
+            | Message::Request { from, .. }
+            | Message::RequestAck { from, .. }
+            | Message::Reply { from, .. } => from,
         }
     }
 }
@@ -160,11 +192,68 @@ pub struct PeerInfo<A> {
     pub addr: A,
 }
 
+/// A request to one instance, as it travels (in a datagram or a transfer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRequest<'a> {
+    /// The caller's number for this call, increasing within its incarnation.
+    pub call: u64,
+    /// The service type.
+    #[serde(borrow)]
+    pub ty: &'a str,
+    /// The instance's id on the receiving node.
+    #[serde(borrow)]
+    pub id: &'a str,
+    /// Milliseconds the caller still waits for the answer.
+    pub budget_ms: u32,
+    /// A cast: no reply is expected.
+    pub cast: bool,
+    /// Every call of the caller numbered below this is finished on its side
+    /// (answered, timed out or abandoned): the receiver may forget them and
+    /// ignore late copies.
+    pub done_below: u64,
+    /// The application's request.
+    #[serde(borrow)]
+    pub payload: &'a [u8],
+}
+
+/// What a node answers to a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome<'a> {
+    /// The handler's reply.
+    #[serde(borrow)]
+    Replied(&'a [u8]),
+    /// The request was refused before reaching a handler.
+    Refused(Refusal),
+}
+
+/// Why a node refused a request without handing it to a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// No such instance on this node: it left, or never was.
+    NoSuchInstance,
+    /// The request or the reply exceeds the limit, given in bytes.
+    TooLarge(u32),
+    /// Too many requests are being handled on this node.
+    Busy,
+}
+
+/// What a transfer is for: keeping the presence set in sync (one at a time
+/// per sender; a new one replaces the last) or carrying a large call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferKind {
+    /// A catch-up: a delta generation or an extract.
+    Sync,
+    /// A request or a reply.
+    Call,
+}
+
 /// Identifies one chunk of a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkHead {
     /// The transfer, chosen by its sender.
     pub transfer: u32,
+    /// What the transfer is for.
+    pub kind: TransferKind,
     /// Length of the whole encoded [`TransferBody`].
     pub total_len: u32,
     /// Size of every chunk but the last.
@@ -182,6 +271,17 @@ pub enum TransferBody<'a> {
     /// An extract of the sender's entries the receiver lacks.
     #[serde(borrow)]
     Extract(Extract<'a>),
+    /// A request too large for one datagram.
+    #[serde(borrow)]
+    Request(CallRequest<'a>),
+    /// A reply too large for one datagram.
+    Reply {
+        /// The caller's call number.
+        call: u64,
+        /// The reply.
+        #[serde(borrow)]
+        outcome: Outcome<'a>,
+    },
 }
 
 /// Encodes `msg` for `cluster` into `buf`, returning the length written.
@@ -265,6 +365,7 @@ mod tests {
         });
         let head = ChunkHead {
             transfer: 1,
+            kind: TransferKind::Call,
             total_len: 3,
             chunk_size: 2,
             index: 1,
@@ -287,7 +388,39 @@ mod tests {
             from: from.clone(),
             peers: Vec::new(),
         });
+        let request = CallRequest {
+            call: 7,
+            ty: "uploader",
+            id: "u1",
+            budget_ms: 5000,
+            cast: false,
+            done_below: 3,
+            payload: b"file.png",
+        };
+        round_trip(&Message::Request {
+            from: from.clone(),
+            request: request.clone(),
+        });
+        round_trip(&Message::RequestAck {
+            from: from.clone(),
+            call: 7,
+        });
+        round_trip(&Message::Reply {
+            from: from.clone(),
+            call: 7,
+            outcome: Outcome::Replied(b"ok"),
+        });
+        round_trip(&Message::Reply {
+            from: from.clone(),
+            call: 7,
+            outcome: Outcome::Refused(Refusal::TooLarge(1 << 20)),
+        });
         round_trip(&Message::Leave { from });
+        let body = TransferBody::Request(request);
+        assert_eq!(
+            decode_transfer(&encode_transfer(&body).unwrap()).unwrap(),
+            body
+        );
     }
 
     #[test]
