@@ -212,6 +212,8 @@ pub(crate) struct Calls<A> {
     /// Per caller incarnation, the number below which it has finished every
     /// call.
     floors: BTreeMap<(Box<str>, u64), u64>,
+    /// No entry needs attention before this (see [`Calls::next_deadline`]).
+    wake: Option<Instant>,
 }
 
 impl<A> Calls<A> {
@@ -221,6 +223,7 @@ impl<A> Calls<A> {
             pending: BTreeMap::new(),
             answers: BTreeMap::new(),
             floors: BTreeMap::new(),
+            wake: None,
         }
     }
 
@@ -229,14 +232,31 @@ impl<A> Calls<A> {
         self.pending.keys().next().copied().unwrap_or(self.next)
     }
 
-    /// When [`Node::handle_timeout`] next has a call to act on.
+    /// When [`Node::handle_timeout`] next has a call to act on: never
+    /// later than the true deadline, sometimes earlier (a call that
+    /// completed since), which costs one early wake-up.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.wake
+    }
+
+    /// Makes sure the node wakes by `t`.
+    fn arm(&mut self, t: Instant) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+
+    /// Sets the wake-up time exactly, from every entry.
+    fn rearm(&mut self) {
         let pending = self
             .pending
             .values()
             .map(|p| p.retry_at.map_or(p.deadline, |r| r.min(p.deadline)));
         let answers = self.answers.values().map(|a| a.expires);
-        pending.chain(answers).min()
+        self.wake = pending.chain(answers).min();
+    }
+
+    fn insert_pending(&mut self, call: u64, p: Pending<A>) {
+        self.arm(p.retry_at.map_or(p.deadline, |r| r.min(p.deadline)));
+        self.pending.insert(call, p);
     }
 }
 
@@ -474,14 +494,16 @@ where
         // is our own.
         let remember = kind == RequestKind::Call || (addr.is_some() && !reliable);
         if remember {
+            // Copies delayed a little beyond the caller's deadline are still
+            // recognised.
+            let expires = now + budget + self.config.retry_after;
+            self.calls.arm(expires);
             self.calls.answers.insert(
                 key,
                 Answer {
                     addr: addr.cloned(),
                     kind,
-                    // Copies delayed a little beyond the caller's deadline
-                    // are still recognised.
-                    expires: now + budget + self.config.retry_after,
+                    expires,
                     reply: None,
                 },
             );
@@ -610,6 +632,7 @@ where
                 self.cancel_outbound(a.reply);
             }
         }
+        self.calls.rearm();
     }
 
     /// Fails every call to the node named `name` (down, left, restarted or
@@ -716,7 +739,7 @@ where
         let me = self.me.clone();
         if target.node.name == me.name {
             if kind == RequestKind::Call {
-                self.calls.pending.insert(
+                self.calls.insert_pending(
                     call,
                     Pending {
                         kind,
@@ -757,7 +780,7 @@ where
             return Ok(CallId(call));
         }
         let backoff = self.config.call_retry;
-        self.calls.pending.insert(
+        self.calls.insert_pending(
             call,
             Pending {
                 kind,
