@@ -262,3 +262,40 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn the_defaults_and_the_small_settings_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::small().validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_call_settings_are_refused_with_what_to_change() {
+        let bad = Config {
+            call_retry: Duration::from_secs(5),
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::CallTimers));
+        let bad = Config {
+            max_call_bytes: 8 << 20,
+            ..Config::default()
+        };
+        let e = bad.validate().unwrap_err();
+        assert_eq!(e, ConfigError::CallBytes);
+        assert!(e.to_string().contains("lower max_call_bytes"));
+        let bad = Config {
+            max_incoming_calls: 0,
+            ..Config::default()
+        };
+        let e = bad.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "max_incoming_calls is zero: give it at least 1"
+        );
+    }
+}
