@@ -1,0 +1,337 @@
+//! `dispatch`: run a Dispatch node, query one, or watch a demo cluster.
+//!
+//! - `dispatch demo`: a small cluster on loopback in this process.
+//! - `dispatch node`: one node (bind, seeds, name, config file), with a
+//!   control endpoint the query commands talk to.
+//! - `dispatch services TYPE`, `dispatch find TYPE KEY`, `dispatch call`,
+//!   `dispatch peers`, `dispatch stats`, `dispatch leave`: ask a running node
+//!   through its control endpoint.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use dispatch_std::control::{self, Command};
+use dispatch_std::{Builder, Request};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Dispatch: a distributed service registry with key routing.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The control endpoint a query command talks to.
+#[derive(Debug, clap::Args)]
+struct Control {
+    /// The node's control endpoint (`dispatch node --control`).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    control: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start a small cluster on loopback in this process and show it work.
+    Demo,
+    /// Run a node until interrupted (SIGINT, SIGTERM) or told to leave.
+    Node(NodeArgs),
+    /// List the instances of a service type a running node sees.
+    Services {
+        /// The service type.
+        #[arg(value_name = "TYPE")]
+        ty: String,
+        #[command(flatten)]
+        control: Control,
+    },
+    /// Show which instance owns a key, as a running node routes it.
+    Find {
+        /// The service type.
+        #[arg(value_name = "TYPE")]
+        ty: String,
+        /// The key, e.g. a file name.
+        key: String,
+        /// How many instances (replicas) to show.
+        #[arg(short, default_value_t = 1)]
+        n: usize,
+        /// Consider offline instances too.
+        #[arg(long)]
+        allow_offline: bool,
+        #[command(flatten)]
+        control: Control,
+    },
+    /// Call the instance that owns a key through a running node.
+    Call {
+        /// The service type.
+        #[arg(value_name = "TYPE")]
+        ty: String,
+        /// The key.
+        key: String,
+        /// The request, sent as UTF-8 bytes.
+        payload: String,
+        /// Milliseconds to wait for the reply (default: the node's).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        #[command(flatten)]
+        control: Control,
+    },
+    /// List a running node's peers.
+    Peers {
+        #[command(flatten)]
+        control: Control,
+    },
+    /// Show a running node's counters.
+    Stats {
+        #[command(flatten)]
+        control: Control,
+    },
+    /// Make a running node leave the cluster gracefully and exit.
+    Leave {
+        #[command(flatten)]
+        control: Control,
+    },
+}
+
+/// Settings of `dispatch node`, applied in this order: the config file,
+/// then the `DISPATCH_*` variables, then these flags.
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// A TOML file of settings (bind, seeds, name, cluster_id, periods).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// UDP address to bind.
+    #[arg(long)]
+    bind: Option<String>,
+    /// A member of the cluster to join through (repeat for several).
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// The node's name, kept across restarts.
+    #[arg(long)]
+    name: Option<String>,
+    /// The cluster id; datagrams of other clusters are dropped.
+    #[arg(long)]
+    cluster_id: Option<u32>,
+    /// How often to tell peers this node is alive, e.g. 1s or 200ms.
+    #[arg(long)]
+    heartbeat_period: Option<String>,
+    /// Silence after which a peer is down, e.g. 10s.
+    #[arg(long)]
+    down_after: Option<String>,
+    /// How long calls wait for a reply, e.g. 5s.
+    #[arg(long)]
+    request_timeout: Option<String>,
+    /// TCP address of the control endpoint (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    control: SocketAddr,
+    /// An instance to register, TYPE:ID (repeat for several). It answers
+    /// calls with "<node>/<id> got <request>".
+    #[arg(long = "service")]
+    services: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = if matches!(cli.command, Cmd::Node(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dispatch: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Cmd::Demo => demo::run().await,
+            Cmd::Node(args) => node(args).await,
+            Cmd::Services { ty, control } => query(control, Command::Services { ty }).await,
+            Cmd::Find {
+                ty,
+                key,
+                n,
+                allow_offline,
+                control,
+            } => {
+                query(
+                    control,
+                    Command::Find {
+                        ty,
+                        key,
+                        n: Some(n),
+                        allow_offline,
+                    },
+                )
+                .await
+            }
+            Cmd::Call {
+                ty,
+                key,
+                payload,
+                timeout_ms,
+                control,
+            } => {
+                query(
+                    control,
+                    Command::Call {
+                        ty,
+                        key,
+                        payload,
+                        timeout_ms,
+                    },
+                )
+                .await
+            }
+            Cmd::Peers { control } => query(control, Command::Peers).await,
+            Cmd::Stats { control } => query(control, Command::Stats).await,
+            Cmd::Leave { control } => query(control, Command::Leave).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dispatch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+async fn node(args: NodeArgs) -> Result<(), AnyError> {
+    let mut builder = Builder::new();
+    if let Some(path) = &args.config {
+        builder = builder.toml_file(path)?;
+    }
+    builder = builder.env()?;
+    if let Some(bind) = args.bind {
+        builder = builder.bind(bind);
+    }
+    if !args.seeds.is_empty() {
+        builder = builder.seeds(args.seeds);
+    }
+    if let Some(name) = args.name {
+        builder = builder.name(name);
+    }
+    if let Some(id) = args.cluster_id {
+        builder = builder.cluster_id(id);
+    }
+    // The same parser as the file and the environment, so that a bad value
+    // is refused with the same message.
+    let mut flags = Vec::new();
+    for (var, value) in [
+        ("DISPATCH_HEARTBEAT_PERIOD", args.heartbeat_period),
+        ("DISPATCH_DOWN_AFTER", args.down_after),
+        ("DISPATCH_REQUEST_TIMEOUT", args.request_timeout),
+    ] {
+        if let Some(v) = value {
+            flags.push((var.to_string(), v));
+        }
+    }
+    builder = builder.env_vars(flags)?;
+    let mut services = Vec::new();
+    for spec in &args.services {
+        let Some((ty, id)) = spec.split_once(':') else {
+            return Err(format!("--service {spec}: write it as TYPE:ID").into());
+        };
+        services.push((ty.to_string(), id.to_string()));
+    }
+
+    let control = TcpListener::bind(args.control)
+        .await
+        .map_err(|e| format!("control endpoint {}: {e}", args.control))?;
+    let control_addr = control.local_addr()?;
+    let registry = builder.start().await?;
+    let name = registry.id().name.to_string();
+    for (ty, id) in services {
+        let handler = echo(name.clone(), id.clone());
+        registry.add_service(&ty, &id, handler).await?;
+    }
+    let left = Arc::new(Notify::new());
+    control::serve(registry.clone(), control, Arc::clone(&left));
+    println!(
+        "node {name} udp {} control {control_addr}",
+        registry.local_addr()
+    );
+    wait_for_stop(&left).await;
+    registry.shutdown().await;
+    println!("node {name} left the cluster");
+    Ok(())
+}
+
+/// The handler of `dispatch node --service`: it says who answered.
+fn echo(
+    node: String,
+    id: String,
+) -> impl Fn(Request) -> std::future::Ready<Vec<u8>> + Send + Sync + 'static {
+    move |request: Request| {
+        let text = format!(
+            "{node}/{id} got {}",
+            String::from_utf8_lossy(&request.payload)
+        );
+        std::future::ready(text.into_bytes())
+    }
+}
+
+/// Until SIGINT, SIGTERM or a `leave` request.
+async fn wait_for_stop(left: &Notify) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+        _ = left.notified() => {}
+    }
+}
+
+async fn query(control: Control, cmd: Command) -> Result<(), AnyError> {
+    let answer = control::request(control.control, &cmd)
+        .await
+        .map_err(|e| format!("{}: {e}", control.control))?;
+    match (&cmd, &answer) {
+        (Command::Services { .. } | Command::Find { .. }, Value::Array(list)) => {
+            if list.is_empty() {
+                println!("(none)");
+            }
+            for s in list {
+                println!(
+                    "{}  {}  on {}#{}  {}  slot {}  ref {}",
+                    s["type"].as_str().unwrap_or("?"),
+                    s["id"].as_str().unwrap_or("?"),
+                    s["node"].as_str().unwrap_or("?"),
+                    s["incarnation"],
+                    s["state"].as_str().unwrap_or("?"),
+                    s["slot"],
+                    s["ref"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        (_, Value::String(text)) => println!("{text}"),
+        (_, other) => println!("{}", serde_json::to_string_pretty(other)?),
+    }
+    Ok(())
+}
