@@ -148,6 +148,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -264,14 +265,22 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     }
     let left = Arc::new(Notify::new());
     control::serve(registry.clone(), control, Arc::clone(&left));
-    println!(
+    say(&format!(
         "node {name} udp {} control {control_addr}",
         registry.local_addr()
-    );
+    ));
     wait_for_stop(&left).await;
     registry.shutdown().await;
-    println!("node {name} left the cluster");
+    say(&format!("node {name} left the cluster"));
     Ok(())
+}
+
+/// Prints a line for whoever started the node; a reader that went away is
+/// no reason to fail.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// The handler of `dispatch node --service`: it says who answered.
