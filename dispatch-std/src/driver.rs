@@ -14,6 +14,7 @@
 //! a command that brings that deadline forward wakes it.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -270,8 +271,19 @@ impl<T: Transport> Core<T> {
         let kind = request.kind;
         let id = request.id.clone();
         debug!(ty = %request.ty, id = %request.service_id, caller = %id.caller(), kind = ?kind, "request");
-        let mut reply = handler.handle_boxed(request);
-        match reply.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        // A panicking handler must not take the driver down with it: the
+        // request then goes unanswered and its caller times out, as when a
+        // spawned handler panics.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut reply = handler.handle_boxed(request);
+            let first = reply.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            (first, reply)
+        }));
+        let Ok((first, reply)) = polled else {
+            warn!(caller = %id.caller(), call = id.call(), "a handler panicked");
+            return None;
+        };
+        match first {
             Poll::Ready(bytes) => (kind == RequestKind::Call).then(|| self.reply(&id, &bytes)),
             Poll::Pending => {
                 let core = Arc::clone(self);

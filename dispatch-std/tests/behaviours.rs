@@ -450,3 +450,31 @@ async fn a_node_started_from_a_toml_file_joins_with_its_settings() {
     std::fs::remove_dir_all(&dir).unwrap();
     stop(&[a, b]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_only_its_own_call() {
+    let nodes = cluster(2).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let bad = |r: Request| {
+        assert!(r.payload != b"boom", "the handler refuses boom");
+        std::future::ready(r.payload)
+    };
+    a.add_service("fragile", "f1", bad).await.unwrap();
+    until("b to route to f1", || {
+        b.find_service("fragile", "k", Routing::OnlineOnly).is_ok()
+    })
+    .await;
+    let client = b.client().timeout(Duration::from_millis(300));
+    let e = client.call_raw("fragile", "k", b"boom").await.unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    // The node that ran it still answers, and still replicates.
+    assert_eq!(
+        client.call_raw("fragile", "k", b"fine").await.unwrap(),
+        b"fine"
+    );
+    a.add_service("fragile", "f2", whoami("n1", "f2"))
+        .await
+        .unwrap();
+    until("b to see f2", || b.get_services("fragile").len() == 2).await;
+    stop(&nodes).await;
+}
