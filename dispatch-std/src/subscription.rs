@@ -24,8 +24,9 @@ pub enum ServiceEvent {
     Lagged(u64),
 }
 
-/// The events of one service type, from [`Registry::subscribe`]
-/// (crate::Registry::subscribe). It ends when the registry shuts down.
+/// The events of one service type, from
+/// [`Registry::subscribe`](crate::Registry::subscribe). It ends when the
+/// registry shuts down.
 ///
 /// Events are buffered up to the builder's `subscription_capacity`; a
 /// subscriber that falls further behind gets [`ServiceEvent::Lagged`].

@@ -12,7 +12,7 @@ use dispatch_std::{handler, Error, Request, Routing, ServiceEvent, State};
 use support::{cluster, next_event, quick, stop, until};
 use tokio::sync::mpsc;
 
-/// A handler that answers with "<node>/<id>".
+/// A handler that answers with "NODE/ID".
 fn whoami(node: &str, id: &str) -> impl dispatch_std::Handler {
     let me = format!("{node}/{id}");
     move |_: Request| {

@@ -131,7 +131,7 @@ struct NodeArgs {
     #[arg(long, default_value = "127.0.0.1:7401")]
     control: SocketAddr,
     /// An instance to register, TYPE:ID (repeat for several). It answers
-    /// calls with "<node>/<id> got <request>".
+    /// calls with "NODE/ID got REQUEST".
     #[arg(long = "service")]
     services: Vec<String>,
 }
