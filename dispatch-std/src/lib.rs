@@ -28,6 +28,22 @@
 //! Errors are typed ([`Error`], [`StartError`]); `tracing` events mark
 //! joins, leaves, peers going up and down, transfers, requests and calls.
 //!
+//! ## How it runs
+//! One driver task per node only moves bytes and time: it waits on the
+//! transport, on a timer set to the core's `poll_timeout`, and on a wake-up
+//! from commands; after each input it drains the core's transmits (sent)
+//! and events (published to subscribers, handed to handlers, or completing
+//! calls). Every protocol decision stays in [`dispatch_core`].
+//!
+//! The core's node sits behind a `std::sync::Mutex` shared by the driver
+//! and the handles, never held across an `.await`: whoever feeds an input
+//! (a datagram, a timer, a command such as `add_service` or `call`) locks,
+//! reads the clock, feeds, drains, unlocks, and only then sends. Reads such
+//! as [`Registry::find_service`] are synchronous and wait at most for one
+//! datagram's processing, never for the network. A handler is polled once
+//! where its request arrives and spawned only if it is not ready at once,
+//! so a call that is answered at once costs no extra task switch.
+//!
 //! ## Example
 //! Two nodes on loopback: `a` runs an uploader, `b` finds it and calls it.
 //!

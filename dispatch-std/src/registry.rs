@@ -21,7 +21,8 @@ use crate::Builder;
 
 /// A handle on a running Dispatch node. Cheap to clone; every clone drives
 /// the same node. When the last clone is dropped the node leaves the
-/// cluster, as with [`Registry::shutdown`].
+/// cluster, as with [`Registry::shutdown`] (a handler holding a clone of its
+/// own registry keeps it alive: call `shutdown`).
 ///
 /// Reads ([`get_services`](Registry::get_services),
 /// [`find_service`](Registry::find_service), ...) answer from this node's
