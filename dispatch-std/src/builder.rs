@@ -17,6 +17,7 @@
 //! | `request_timeout` | `DISPATCH_REQUEST_TIMEOUT` | [`Builder::request_timeout`] | `5s` |
 //!
 //! Durations are written with a unit: `250ms`, `2s`, `10m`, `1h`.
+//! `dispatch-std/node.example.toml` sets every key.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -425,6 +426,19 @@ mod tests {
         assert_eq!(b.seeds, ["127.0.0.1:1", "127.0.0.1:2"]);
         assert_eq!(b.config.down_after, Duration::from_secs(3));
         assert_eq!(b.config.call_timeout, Duration::from_millis(700));
+        b.check().unwrap();
+    }
+
+    #[test]
+    fn the_example_file_sets_every_key() {
+        let b = Builder::new()
+            .toml_str(include_str!("../node.example.toml"), "node.example.toml")
+            .unwrap();
+        assert_eq!(
+            (b.bind.as_str(), b.name.as_deref()),
+            ("127.0.0.1:7400", Some("a"))
+        );
+        assert_eq!(b.config.down_after, Duration::from_secs(10));
         b.check().unwrap();
     }
 
