@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use super::entry::{Bytes, Meta, Record};
+use super::hash::tail_le;
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
 
@@ -46,10 +47,9 @@ pub(crate) struct Member {
 
 impl Member {
     pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
-        let mut w = [0u8; 8];
         let n = id.len().min(8);
-        w[..n].copy_from_slice(&id[..n]);
-        let k = u64::from_be_bytes(w);
+        // The big-endian value of the first eight bytes, zero-padded.
+        let k = tail_le(&id[..n]).swap_bytes();
         Member {
             idx,
             key: [(k >> 32) as u32, k as u32],
