@@ -238,3 +238,19 @@ impl<'a> From<WireEntry<'a>> for Raw<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Bytes;
+
+    #[test]
+    fn concat_joins_the_pieces() {
+        let src: [u8; 40] = core::array::from_fn(|k| k as u8 + 1);
+        for a in 0..=30 {
+            for b in 0..=10 {
+                let (x, y) = (&src[..a], &src[a..a + b]);
+                assert_eq!(Bytes::concat(x, y).as_slice(), &src[..a + b], "{a} + {b}");
+            }
+        }
+    }
+}

@@ -71,6 +71,8 @@ impl Member {
 pub(crate) enum Members {
     Empty,
     One(Member),
+    // Boxed so that this enum, and every type record, stays small.
+    #[allow(clippy::box_collection)]
     Many(Box<Vec<Member>>),
 }
 
