@@ -237,8 +237,14 @@ impl Presence {
             .expect("lifecycle_slot returns a live slot");
         if slot.up {
             slot.up = false;
-            self.changes
-                .extend(slot.entries.slots().map(ChangeRec::Leave));
+            let list = core::mem::take(&mut slot.entries);
+            for i in list.slots() {
+                self.push_leave(i);
+            }
+            self.replicas[r as usize]
+                .as_mut()
+                .expect("lifecycle_slot returns a live slot")
+                .entries = list;
         }
         Ok(self.summary())
     }

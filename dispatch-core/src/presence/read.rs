@@ -140,17 +140,17 @@ impl Presence {
     /// order they happened. An update is a leave of the old entry followed
     /// by a join of the new one.
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
-        // The last slab index a join named, for `MoreJoins`.
-        let mut last = 0;
+        // The last slab index and kind of a join or leave, for `More`.
+        let (mut last, mut last_kind) = (0, ChangeKind::Join);
         self.changes.iter().flat_map(move |c| {
             let (from, len, kind) = match *c {
                 ChangeRec::Join(i) => (i, 1, Some(ChangeKind::Join)),
-                ChangeRec::MoreJoins(n) => (last + 1, n, Some(ChangeKind::Join)),
                 ChangeRec::Leave(i) => (i, 1, Some(ChangeKind::Leave)),
+                ChangeRec::More(n) => (last + 1, n, Some(last_kind)),
                 ChangeRec::Gone(k) => (k, 1, None),
             };
-            if kind == Some(ChangeKind::Join) {
-                last = from + len - 1;
+            if let Some(kind) = kind {
+                (last, last_kind) = (from + len - 1, kind);
             }
             (from..from + len).map(move |i| match kind {
                 Some(kind) => Change {

@@ -26,12 +26,13 @@ const SCAN_MAX: usize = 64;
 pub(crate) enum ChangeRec {
     /// A live record (slab index) became visible.
     Join(u32),
-    /// So did the next `n` slab indexes after the last one of the previous
-    /// change, which is a `Join`: a bulk merge into fresh slab slots
-    /// records two changes, not one per entry.
-    MoreJoins(u32),
     /// A live record (slab index) was hidden.
     Leave(u32),
+    /// The next `n` slab indexes after the last one of the previous change,
+    /// which is a `Join` or a `Leave`, did the same: a bulk merge into fresh
+    /// slab slots, or a replica whose entries sit together in the slab going
+    /// down, records two changes, not one per entry.
+    More(u32),
     /// A record left and was removed; index into `Presence::removed`.
     Gone(u32),
 }
@@ -213,11 +214,14 @@ impl Presence {
     /// The summary of the changes recorded so far in this call.
     pub(crate) fn summary(&self) -> Summary {
         let mut sum = Summary::default();
+        let mut joining = false;
         for c in &self.changes {
             match *c {
-                ChangeRec::Join(_) => sum.joins += 1,
-                ChangeRec::MoreJoins(n) => sum.joins += n,
-                ChangeRec::Leave(_) | ChangeRec::Gone(_) => sum.leaves += 1,
+                ChangeRec::Join(_) => (sum.joins, joining) = (sum.joins + 1, true),
+                ChangeRec::Leave(_) => (sum.leaves, joining) = (sum.leaves + 1, false),
+                ChangeRec::More(n) if joining => sum.joins += n,
+                ChangeRec::More(n) => sum.leaves += n,
+                ChangeRec::Gone(_) => sum.leaves += 1,
             }
         }
         sum
@@ -225,16 +229,33 @@ impl Presence {
 
     /// Records that the live record `i` became visible.
     pub(crate) fn push_join(&mut self, i: u32) {
-        match *self.changes.as_mut_slice() {
-            [.., ChangeRec::Join(j)] if j.checked_add(1) == Some(i) => {
-                self.changes.push(ChangeRec::MoreJoins(1));
+        self.push_change(true, i);
+    }
+
+    /// Records that the live record `i` was hidden.
+    pub(crate) fn push_leave(&mut self, i: u32) {
+        self.push_change(false, i);
+    }
+
+    /// Records a join or leave of the live record `i`, extending the run of
+    /// the last change when `i` follows it.
+    fn push_change(&mut self, join: bool, i: u32) {
+        let (first, extra) = match *self.changes.as_slice() {
+            [.., ChangeRec::Join(j), ChangeRec::More(n)] if join => (j, n),
+            [.., ChangeRec::Leave(j), ChangeRec::More(n)] if !join => (j, n),
+            [.., ChangeRec::Join(j)] if join => (j, 0),
+            [.., ChangeRec::Leave(j)] if !join => (j, 0),
+            _ => (u32::MAX, u32::MAX),
+        };
+        if u64::from(first) + u64::from(extra) + 1 == u64::from(i) {
+            match self.changes.last_mut() {
+                Some(ChangeRec::More(n)) => *n += 1,
+                _ => self.changes.push(ChangeRec::More(1)),
             }
-            [.., ChangeRec::Join(j), ChangeRec::MoreJoins(ref mut n)]
-                if j.checked_add(*n).and_then(|x| x.checked_add(1)) == Some(i) =>
-            {
-                *n += 1;
-            }
-            _ => self.changes.push(ChangeRec::Join(i)),
+        } else if join {
+            self.changes.push(ChangeRec::Join(i));
+        } else {
+            self.changes.push(ChangeRec::Leave(i));
         }
     }
 
