@@ -238,9 +238,7 @@ impl Presence {
         if slot.up {
             slot.up = false;
             let list = core::mem::take(&mut slot.entries);
-            for i in list.slots() {
-                self.push_leave(i);
-            }
+            self.push_all(false, list.slots());
             self.replicas[r as usize]
                 .as_mut()
                 .expect("lifecycle_slot returns a live slot")
@@ -259,9 +257,7 @@ impl Presence {
         if !slot.up {
             slot.up = true;
             let list = core::mem::take(&mut slot.entries);
-            for i in list.slots() {
-                self.push_join(i);
-            }
+            self.push_all(true, list.slots());
             self.replicas[r as usize]
                 .as_mut()
                 .expect("lifecycle_slot returns a live slot")

@@ -232,9 +232,35 @@ impl Presence {
         self.push_change(true, i);
     }
 
-    /// Records that the live record `i` was hidden.
-    pub(crate) fn push_leave(&mut self, i: u32) {
-        self.push_change(false, i);
+    /// Records that each of the live records `list` joined (`join`) or
+    /// left, finding the runs of consecutive indexes as it goes.
+    pub(crate) fn push_all(&mut self, join: bool, list: impl Iterator<Item = u32>) {
+        let mut run: Option<(u32, u32)> = None;
+        for i in list {
+            match run {
+                Some((first, n)) if u64::from(first) + u64::from(n) + 1 == u64::from(i) => {
+                    run = Some((first, n + 1));
+                }
+                _ => {
+                    self.push_run(join, run);
+                    run = Some((i, 0));
+                }
+            }
+        }
+        self.push_run(join, run);
+    }
+
+    /// Records the run of `first` and the `n` indexes after it, if any.
+    fn push_run(&mut self, join: bool, run: Option<(u32, u32)>) {
+        if let Some((first, n)) = run {
+            self.push_change(join, first);
+            if n > 0 {
+                match self.changes.last_mut() {
+                    Some(ChangeRec::More(m)) => *m += n,
+                    _ => self.changes.push(ChangeRec::More(n)),
+                }
+            }
+        }
     }
 
     /// Records a join or leave of the live record `i`, extending the run of
