@@ -355,3 +355,63 @@ fn large_replicas_are_removed_in_bulk_consistently() {
     expect.sort();
     assert_eq!(dump(&c), expect);
 }
+
+#[test]
+fn bulk_calls_list_every_change_and_count_it() {
+    let mut a = node("a", 1);
+    let mut b = node("b", 1);
+    for i in 0..50u32 {
+        b.add("t", &format!("u{i:02}"), Meta::online(i, b""))
+            .unwrap();
+    }
+    b.remove("t", "u07").unwrap();
+    b.update("t", "u09", Meta::online(99, b"")).unwrap();
+    a.add("t", "mine", Meta::online(0, b"")).unwrap();
+    let ids = |p: &Presence, kind: ChangeKind| {
+        let mut v: Vec<String> = changes(p)
+            .into_iter()
+            .map(|(k, _, id, _)| {
+                assert_eq!(k, kind);
+                id
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want: Vec<String> = (0..50)
+        .filter(|&i| i != 7)
+        .map(|i| format!("u{i:02}"))
+        .collect();
+    want.sort();
+
+    let s = a.merge_state(&b).unwrap();
+    assert_eq!((s.joins, s.leaves), (49, 0));
+    assert_eq!(ids(&a, ChangeKind::Join), want);
+
+    let s = a.replica_down(b.me()).unwrap();
+    assert_eq!((s.joins, s.leaves), (0, 49));
+    assert_eq!(ids(&a, ChangeKind::Leave), want);
+
+    let s = a.replica_up(b.me()).unwrap();
+    assert_eq!((s.joins, s.leaves), (49, 0));
+    assert_eq!(ids(&a, ChangeKind::Join), want);
+
+    // A delta that removes some and adds some: leaves then joins, counted.
+    b.take_delta();
+    b.remove("t", "u10").unwrap();
+    b.remove("t", "u11").unwrap();
+    b.add("t", "v1", Meta::online(1, b"")).unwrap();
+    b.add("t", "v2", Meta::online(2, b"")).unwrap();
+    let d = b.take_delta().unwrap();
+    let s = a.merge_delta(&d).unwrap();
+    assert_eq!((s.joins, s.leaves), (2, 2));
+    let got: Vec<(ChangeKind, String)> = changes(&a)
+        .into_iter()
+        .map(|(k, _, id, _)| (k, id))
+        .collect();
+    assert_eq!(got.len(), 4);
+    assert_eq!(
+        got.iter().filter(|(k, _)| *k == ChangeKind::Join).count(),
+        2
+    );
+}

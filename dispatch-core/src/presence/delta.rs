@@ -32,6 +32,9 @@ pub struct Delta<'a> {
     pub removes: Vec<u64>,
 }
 
+/// Merges inserting at least this many entries reserve room for their types.
+const BULK_TYPES: usize = 1024;
+
 /// Where the data of a replica goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target {
@@ -86,7 +89,7 @@ impl Presence {
                 need: d.start,
             });
         }
-        let hashes = self.check_entries(&d.adds[..], d.start, d.end)?;
+        self.check_entries(&d.adds[..], d.start, d.end)?;
         check_increasing(&d.removes, 0, d.start)?;
         let max = self.config.max_entries_per_replica;
         if d.removes.len() > max as usize {
@@ -113,13 +116,13 @@ impl Presence {
                 !contains_clock(&d.adds, ck)
             }
         };
-        let new = self.check_new(target, &d.adds[..], &hashes, c, &doomed, gone)?;
+        let new = self.check_new(target, &d.adds[..], c, &doomed, gone)?;
         self.begin();
         let s = self.target_slot(target, &d.replica);
         for i in doomed {
             self.remove_record(i, true);
         }
-        self.insert_all(s, &d.adds[..], c, &hashes, new);
+        self.insert_all(s, &d.adds[..], c, new);
         let slot = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live");
@@ -169,23 +172,19 @@ impl Presence {
     }
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
-    /// previous refs, and no two sharing a (type, id). Returns the hashes of
-    /// each entry's type and id, for [`check_new`](Self::check_new) and
-    /// [`insert_all`](Self::insert_all).
+    /// previous refs, and no two sharing a (type, id).
     pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
         entries: &E,
         lo: u64,
         hi: u64,
-    ) -> Result<Vec<Hashes>, MergeError> {
+    ) -> Result<(), MergeError> {
         let c = &self.config;
         if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,
             });
         }
-        let h = self.hasher;
-        let mut hashes = Vec::with_capacity(entries.count());
         let mut last = lo;
         for k in 0..entries.count() {
             let e = entries.raw(k);
@@ -217,31 +216,27 @@ impl Presence {
                     max: c.max_data_len,
                 });
             }
-            hashes.push(Hashes {
-                ty: h.bytes(e.ty) as u32,
-                id: h.bytes(e.id),
-            });
         }
         // Entries read from one replica of a set cannot share a key.
         if !entries.unique_keys() {
+            let h = self.hasher;
             let mut seen: HashTable<(u32, u64)> = HashTable::with_capacity(entries.count());
-            for (n, hs) in hashes.iter().enumerate() {
-                let hash = h.words(u64::from(hs.ty), hs.id);
+            for n in 0..entries.count() {
+                let e = entries.raw(n);
+                let hash = h.words(h.bytes(e.ty), h.bytes(e.id));
                 let dup = seen.find(hash, |&(m, mh)| {
                     mh == hash && {
-                        let (o, e) = (entries.raw(m as usize), entries.raw(n));
+                        let o = entries.raw(m as usize);
                         o.ty == e.ty && o.id == e.id
                     }
                 });
                 if dup.is_some() {
-                    return Err(MergeError::DuplicateKey {
-                        clock: entries.raw(n).clock,
-                    });
+                    return Err(MergeError::DuplicateKey { clock: e.clock });
                 }
                 seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
             }
         }
-        Ok(hashes)
+        Ok(())
     }
 
     /// Counts the entries after `c` to insert and checks that none collides
@@ -252,7 +247,6 @@ impl Presence {
         &self,
         target: Target,
         entries: &E,
-        hashes: &[Hashes],
         c: u64,
         doomed: &[u32],
         gone: impl Fn(&Presence, u32) -> bool,
@@ -263,10 +257,10 @@ impl Presence {
         if let Some(s) = target.slot() {
             have = self.replica(s).entries.len();
             for k in new.clone() {
-                let (e, hs) = (entries.raw(k), hashes[k]);
+                let e = entries.raw(k);
                 let hit = self
-                    .find_type_h(e.ty, hs.ty)
-                    .and_then(|t| self.find_key_h(s, t, e.id, hs.id));
+                    .find_type_h(e.ty, self.hasher.bytes(e.ty) as u32)
+                    .and_then(|t| self.find_key(s, t, e.id));
                 if let Some(i) = hit {
                     if !gone(self, i) {
                         return Err(MergeError::DuplicateKey { clock: e.clock });
@@ -303,36 +297,48 @@ impl Presence {
         s: u32,
         entries: &E,
         c: u64,
-        hashes: &[Hashes],
         new: usize,
     ) {
         self.reserve(s, new);
+        let h = self.hasher;
         let first = entries.first_after(c);
-        for (k, &hs) in hashes.iter().enumerate().skip(first) {
+        if new >= BULK_TYPES {
+            // Runs of one type bound the types this adds.
+            let mut runs = 0;
+            let mut prev: Option<&[u8]> = None;
+            for k in first..entries.count() {
+                let ty = entries.raw(k).ty;
+                if prev != Some(ty) {
+                    runs += 1;
+                    prev = Some(ty);
+                }
+            }
+            self.reserve_types(runs);
+        }
+        // Runs of entries of one type intern it once.
+        let mut last: Option<(&[u8], u32)> = None;
+        for k in first..entries.count() {
             let e = entries.raw(k);
-            let t = self.intern_type_h(e.ty, hs.ty);
-            self.insert_hashed(s, t, e.id, hs.id, e.clock, e.prev, e.meta);
+            let t = match last {
+                Some((ty, t)) if ty == e.ty => t,
+                _ => self.intern_type_h(e.ty, h.bytes(e.ty) as u32),
+            };
+            last = Some((e.ty, t));
+            self.insert_hashed(s, t, e.id, h.bytes(e.id), e.clock, e.prev, e.meta, None);
         }
     }
 
     /// Our records of replica `r` with clocks in `(lo, hi]`, by clock.
-    /// Costs the smaller of the range and the replica's entry count.
+    /// Costs the logarithm of the replica's entry count plus the range.
     pub(crate) fn alive_in_range(&self, r: u32, lo: u64, hi: u64) -> Vec<u32> {
-        let mut out = Vec::new();
         if hi <= lo {
-            return out;
+            return Vec::new();
         }
-        let list = &self.replica(r).entries;
-        if hi - lo <= list.len() as u64 {
-            out.extend((lo + 1..=hi).filter_map(|ck| self.find_dot(r, ck)));
-        } else {
-            out.extend(list.iter().copied().filter(|&i| {
-                let ck = self.record(i).clock;
-                ck > lo && ck <= hi
-            }));
-            out.sort_unstable_by_key(|&i| self.record(i).clock);
-        }
-        out
+        self.replica(r)
+            .entries
+            .range(lo, hi)
+            .map(|(_, i)| i)
+            .collect()
     }
 }
 
@@ -377,13 +383,6 @@ impl<'a> Seq<'a> for Entries<'a> {
     fn unique_keys(&self) -> bool {
         self.is_local()
     }
-}
-
-/// The keyed hashes of an entry's type (as the type index keeps it) and id.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hashes {
-    pub(crate) ty: u32,
-    pub(crate) id: u64,
 }
 
 /// Checks that `clocks` are strictly increasing and inside `(lo, hi]`.

@@ -152,16 +152,49 @@ pub(crate) struct Record {
     pub(crate) replica: u32,
     /// Interned type slot.
     pub(crate) ty: u32,
-    /// Position in the replica's entry list.
-    pub(crate) pos: u32,
     pub(crate) slot: u32,
-    pub(crate) id_len: u32,
-    pub(crate) state: State,
+    /// The id's length, with [`OFFLINE`] set for [`State::Offline`].
+    id_len: u32,
 }
 
+/// The bit of `Record::id_len` that holds the state; lengths stay below it.
+const OFFLINE: u32 = 1 << 31;
+
+const _: () = assert!(super::config::MAX_LEN < OFFLINE);
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Option<Record>>() == 56);
+
 impl Record {
+    /// A record of `id` with metadata `meta`.
+    pub(crate) fn new(
+        id: &[u8],
+        meta: Meta<'_>,
+        clock: u64,
+        prev: u64,
+        replica: u32,
+        ty: u32,
+    ) -> Self {
+        let state = match meta.state {
+            State::Online => 0,
+            State::Offline => OFFLINE,
+        };
+        Record {
+            bytes: Bytes::concat(id, meta.data),
+            clock,
+            prev,
+            replica,
+            ty,
+            slot: meta.slot,
+            id_len: id.len() as u32 | state,
+        }
+    }
+
+    fn id_len(&self) -> usize {
+        (self.id_len & !OFFLINE) as usize
+    }
+
     pub(crate) fn id_bytes(&self) -> &[u8] {
-        &self.bytes.as_slice()[..self.id_len as usize]
+        &self.bytes.as_slice()[..self.id_len()]
     }
 
     pub(crate) fn id(&self) -> &str {
@@ -172,9 +205,13 @@ impl Record {
 
     pub(crate) fn meta(&self) -> Meta<'_> {
         Meta {
-            state: self.state,
+            state: if self.id_len & OFFLINE == 0 {
+                State::Online
+            } else {
+                State::Offline
+            },
             slot: self.slot,
-            data: &self.bytes.as_slice()[self.id_len as usize..],
+            data: &self.bytes.as_slice()[self.id_len()..],
         }
     }
 }
@@ -198,6 +235,22 @@ impl<'a> From<WireEntry<'a>> for Raw<'a> {
             clock: e.clock,
             prev: e.prev,
             meta: e.meta,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bytes;
+
+    #[test]
+    fn concat_joins_the_pieces() {
+        let src: [u8; 40] = core::array::from_fn(|k| k as u8 + 1);
+        for a in 0..=30 {
+            for b in 0..=10 {
+                let (x, y) = (&src[..a], &src[a..a + b]);
+                assert_eq!(Bytes::concat(x, y).as_slice(), &src[..a + b], "{a} + {b}");
+            }
         }
     }
 }

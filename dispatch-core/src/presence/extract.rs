@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-use super::delta::{check_increasing, Hashes, Target};
+use super::delta::{check_increasing, Target};
 use super::entries::Entries;
 use super::error::MergeError;
 use super::replica::ReplicaId;
@@ -92,7 +92,7 @@ impl Presence {
                 continue;
             }
             // Sections we skip are not read further, so they need no more checks.
-            let hashes = self.check_entries(&sec.entries, sec.since, sec.clock)?;
+            self.check_entries(&sec.entries, sec.since, sec.clock)?;
             check_increasing(&sec.alive_before, 0, sec.since)?;
             let max = self.config.max_entries_per_replica;
             if sec.alive_before.len() > max as usize {
@@ -103,13 +103,13 @@ impl Presence {
             }
             let mut doomed = Vec::new();
             if let Some(s) = target.slot() {
-                for &i in &self.replica(s).entries {
-                    if self.extract_removes(sec, self.record(i).clock, c) {
+                for (ck, i) in self.replica(s).entries.iter() {
+                    if self.extract_removes(sec, ck, c) {
                         doomed.push(i);
                     }
                 }
             }
-            let new = self.check_new(target, &sec.entries, &hashes, c, &doomed, |p, i| {
+            let new = self.check_new(target, &sec.entries, c, &doomed, |p, i| {
                 p.extract_removes(sec, p.record(i).clock, c)
             })?;
             plans.push(Plan {
@@ -118,7 +118,6 @@ impl Presence {
                 c,
                 doomed,
                 new,
-                hashes,
             });
         }
         let max = self.config.max_replicas;
@@ -132,7 +131,7 @@ impl Presence {
             for i in p.doomed {
                 self.remove_record(i, true);
             }
-            self.insert_all(s, &sec.entries, p.c, &p.hashes, p.new);
+            self.insert_all(s, &sec.entries, p.c, p.new);
             let slot = self.replicas[s as usize]
                 .as_mut()
                 .expect("target slot is live");
@@ -198,18 +197,9 @@ impl Presence {
                     }
                 }
             };
-            let mut slots = Vec::new();
-            let mut alive_before = Vec::new();
-            for &i in &s.entries {
-                let ck = self.record(i).clock;
-                if ck > since {
-                    slots.push(i);
-                } else {
-                    alive_before.push(ck);
-                }
-            }
-            slots.sort_unstable_by_key(|&i| self.record(i).clock);
-            alive_before.sort_unstable();
+            // The list is by clock: both parts come out sorted.
+            let alive_before: Vec<u64> = s.entries.range(0, since).map(|(ck, _)| ck).collect();
+            let slots: Vec<u32> = s.entries.range(since, u64::MAX).map(|(_, i)| i).collect();
             let entries = Entries::local(self, slots);
             replicas.push(ReplicaExtract {
                 replica: s.id.clone(),
@@ -241,5 +231,4 @@ struct Plan {
     c: u64,
     doomed: Vec<u32>,
     new: usize,
-    hashes: Vec<Hashes>,
 }

@@ -30,6 +30,24 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The little-endian value of up to eight bytes, read without copying them
+/// into a buffer first (whose wide reload would stall on the byte stores).
+#[inline]
+pub(crate) fn tail_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        // Two overlapping reads: the shared bytes are equal, so OR is exact.
+        let lo = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let hi = u64::from(u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]));
+        lo | hi << ((n - 4) * 8)
+    } else if n > 0 {
+        u64::from(b[0]) | u64::from(b[n / 2]) << (n / 2 * 8) | u64::from(b[n - 1]) << ((n - 1) * 8)
+    } else {
+        0
+    }
+}
+
 impl Keyed {
     /// A hasher keyed by `seed`.
     pub(crate) fn new(seed: u64) -> Self {
@@ -52,9 +70,7 @@ impl Keyed {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            h = fold(h ^ u64::from_le_bytes(w) ^ P3, self.k1 ^ P1);
+            h = fold(h ^ tail_le(rest) ^ P3, self.k1 ^ P1);
         }
         fold(h ^ self.k0, P2)
     }
@@ -80,5 +96,15 @@ mod tests {
         assert_ne!(a.bytes(b"12345678"), a.bytes(b"123456789"));
         assert_ne!(a.words(1, 2), a.words(2, 1));
         assert_eq!(a.bytes(b"topic"), Keyed::new(1).bytes(b"topic"));
+    }
+
+    #[test]
+    fn tail_is_the_little_endian_value() {
+        let b = b"\x01\x02\x03\x04\x05\x06\x07\x08";
+        for n in 0..=8 {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&b[..n]);
+            assert_eq!(super::tail_le(&b[..n]), u64::from_le_bytes(w), "{n} bytes");
+        }
     }
 }

@@ -62,7 +62,7 @@ use entry::Record;
 use generations::Window;
 use hash::Keyed;
 use replica::ReplicaSlot;
-use store::{ChangeRec, Slot, TypeRec};
+use store::{ChangeRec, Member, Slot, TypeRec};
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -87,14 +87,15 @@ pub struct Summary {
 ///
 /// Storage: a slab of entry records addressed by `u32`, each holding its id
 /// and user data itself when they fit in 23 bytes; interned types (short
-/// names held inline), each with its members in the deterministic read
-/// order, every member carrying the first eight bytes of its id so that
-/// ordering seldom reads a record; per-replica entry lists so that down, up
-/// and purge cost time in proportion to that replica; and three keyed-hash
-/// indexes ((replica, type, id), (replica, clock) and id) whose buckets hold
-/// a `u32` slab index plus 32 bits of the hash, so that growing them never
-/// reads the records. Each string is hashed once per operation. Merging a
-/// delta costs time in proportion to the delta.
+/// names held inline) in a keyed-hash index, each with its members in the
+/// deterministic read order, every member carrying the first eight bytes of
+/// its id so that ordering seldom reads a record; per-replica entry lists
+/// by clock, so that down, up and purge cost time in proportion to that
+/// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
+/// index plus 32 bits of the hash, so that growing it never reads the
+/// records. The members of a type double as the index by (replica, type,
+/// id), being ordered by (id, replica), and a replica's list as the index
+/// by dot. Merging a delta costs time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
@@ -112,8 +113,6 @@ pub struct Presence {
     /// Replica slots retired in this call; freed at the next call.
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
-    key_idx: HashTable<Slot>,
-    dot_idx: HashTable<Slot>,
     id_idx: HashTable<Slot>,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
@@ -150,8 +149,6 @@ impl Presence {
             free_replicas: Vec::new(),
             retired: Vec::new(),
             replica_idx: HashTable::new(),
-            key_idx: HashTable::new(),
-            dot_idx: HashTable::new(),
             id_idx: HashTable::new(),
             changes: Vec::new(),
             removed: Vec::new(),
@@ -173,9 +170,13 @@ impl Presence {
         let th = self.hasher.bytes(ty.as_bytes()) as u32;
         let (id, idh) = (id.as_bytes(), self.hasher.bytes(id.as_bytes()));
         let t = self.find_type_h(ty.as_bytes(), th);
+        // Where the new member goes in its type, found by the same search
+        // that rules out a duplicate.
+        let mut at = None;
         if let Some(t) = t {
-            if self.find_key_h(ME, t, id, idh).is_some() {
-                return Err(OpError::AlreadyExists);
+            match self.member_pos(t, Member::new(0, id), id, ME) {
+                Ok(_) => return Err(OpError::AlreadyExists),
+                Err(pos) => at = Some(pos),
             }
         }
         let max = self.config.max_entries_per_replica;
@@ -186,10 +187,13 @@ impl Presence {
         // `begin` frees the types emptied by the last call, maybe this one.
         let t = match t {
             Some(t) if self.types[t as usize].is_some() => t,
-            _ => self.new_type(ty.as_bytes(), th),
+            _ => {
+                at = Some(0);
+                self.new_type(ty.as_bytes(), th)
+            }
         };
         let clock = self.local_op(None);
-        self.insert_hashed(ME, t, id, idh, clock, 0, meta);
+        self.insert_hashed(ME, t, id, idh, clock, 0, meta, at);
         Ok(self.my_ref(clock))
     }
 
@@ -233,8 +237,12 @@ impl Presence {
             .expect("lifecycle_slot returns a live slot");
         if slot.up {
             slot.up = false;
-            self.changes
-                .extend(slot.entries.iter().map(|&i| ChangeRec::Leave(i)));
+            let list = core::mem::take(&mut slot.entries);
+            self.push_all(false, list.slots());
+            self.replicas[r as usize]
+                .as_mut()
+                .expect("lifecycle_slot returns a live slot")
+                .entries = list;
         }
         Ok(self.summary())
     }
@@ -248,8 +256,12 @@ impl Presence {
             .expect("lifecycle_slot returns a live slot");
         if !slot.up {
             slot.up = true;
-            self.changes
-                .extend(slot.entries.iter().map(|&i| ChangeRec::Join(i)));
+            let list = core::mem::take(&mut slot.entries);
+            self.push_all(true, list.slots());
+            self.replicas[r as usize]
+                .as_mut()
+                .expect("lifecycle_slot returns a live slot")
+                .entries = list;
         }
         Ok(self.summary())
     }
@@ -319,7 +331,7 @@ impl Presence {
 
     fn find_local(&self, ty: &str, id: &str) -> Option<u32> {
         let t = self.find_type(ty)?;
-        self.find_key(ME, t, id)
+        self.find_key(ME, t, id.as_bytes())
     }
 
     /// Advances our clock for one operation that removes the dot `removed`,

@@ -125,7 +125,7 @@ impl Presence {
     pub fn get(&self, replica: &str, ty: &str, id: &str) -> Option<EntryRef<'_>> {
         let r = self.find_replica(replica)?;
         let t = self.find_type(ty)?;
-        self.visible(self.find_key(r, t, id)?)
+        self.visible(self.find_key(r, t, id.as_bytes())?)
     }
 
     /// Every visible entry, grouped by type in no particular type order.
@@ -140,22 +140,31 @@ impl Presence {
     /// order they happened. An update is a leave of the old entry followed
     /// by a join of the new one.
     pub fn changes(&self) -> impl Iterator<Item = Change<'_>> + '_ {
-        self.changes.iter().map(move |c| match *c {
-            ChangeRec::Join(i) => Change {
-                kind: super::ChangeKind::Join,
-                entry: self.view(i),
-            },
-            ChangeRec::Leave(i) => Change {
-                kind: ChangeKind::Leave,
-                entry: self.view(i),
-            },
-            ChangeRec::Gone(k) => Change {
-                kind: ChangeKind::Leave,
-                entry: EntryRef {
-                    set: self,
-                    rec: &self.removed[k as usize],
+        // The last slab index and kind of a join or leave, for `More`.
+        let (mut last, mut last_kind) = (0, ChangeKind::Join);
+        self.changes.iter().flat_map(move |c| {
+            let (from, len, kind) = match *c {
+                ChangeRec::Join(i) => (i, 1, Some(ChangeKind::Join)),
+                ChangeRec::Leave(i) => (i, 1, Some(ChangeKind::Leave)),
+                ChangeRec::More(n) => (last + 1, n, Some(last_kind)),
+                ChangeRec::Gone(k) => (k, 1, None),
+            };
+            if let Some(kind) = kind {
+                (last, last_kind) = (from + len - 1, kind);
+            }
+            (from..from + len).map(move |i| match kind {
+                Some(kind) => Change {
+                    kind,
+                    entry: self.view(i),
                 },
-            },
+                None => Change {
+                    kind: ChangeKind::Leave,
+                    entry: EntryRef {
+                        set: self,
+                        rec: &self.removed[i as usize],
+                    },
+                },
+            })
         })
     }
 

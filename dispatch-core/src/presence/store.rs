@@ -1,12 +1,13 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use super::entry::{Bytes, Meta, Record};
-use super::hash::Keyed;
-use super::replica::{ReplicaId, ReplicaSlot};
+use super::hash::tail_le;
+use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
 
 /// Change buffers keep at most this capacity between calls.
@@ -27,6 +28,11 @@ pub(crate) enum ChangeRec {
     Join(u32),
     /// A live record (slab index) was hidden.
     Leave(u32),
+    /// The next `n` slab indexes after the last one of the previous change,
+    /// which is a `Join` or a `Leave`, did the same: a bulk merge into fresh
+    /// slab slots, or a replica whose entries sit together in the slab going
+    /// down, records two changes, not one per entry.
+    More(u32),
     /// A record left and was removed; index into `Presence::removed`.
     Gone(u32),
 }
@@ -35,16 +41,16 @@ pub(crate) enum ChangeRec {
 /// (big-endian, zero-padded), so that ordering members seldom reads records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Member {
+    /// The slab index of the record.
     pub(crate) idx: u32,
     key: [u32; 2],
 }
 
 impl Member {
     pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
-        let mut w = [0u8; 8];
         let n = id.len().min(8);
-        w[..n].copy_from_slice(&id[..n]);
-        let k = u64::from_be_bytes(w);
+        // The big-endian value of the first eight bytes, zero-padded.
+        let k = tail_le(&id[..n]).swap_bytes();
         Member {
             idx,
             key: [(k >> 32) as u32, k as u32],
@@ -60,16 +66,23 @@ impl Member {
 }
 
 /// The members of a type in read order. One member, the common case for
-/// types named after an instance, needs no allocation.
+/// types named after an instance, needs no allocation; two or more live
+/// behind one pointer, so that the many one-member types stay small.
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
+    Empty,
     One(Member),
-    Many(Vec<Member>),
+    // Boxed so that this enum, and every type record, stays small.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Member>>),
 }
+
+const _: () = assert!(core::mem::size_of::<Members>() <= 16);
 
 impl Members {
     pub(crate) fn as_slice(&self) -> &[Member] {
         match self {
+            Members::Empty => &[],
             Members::One(x) => core::slice::from_ref(x),
             Members::Many(v) => v,
         }
@@ -77,41 +90,50 @@ impl Members {
 
     fn insert(&mut self, pos: usize, value: Member) {
         match self {
+            Members::Empty => *self = Members::One(value),
             Members::One(x) => {
                 let mut v = Vec::with_capacity(2);
                 v.push(*x);
                 v.insert(pos, value);
-                *self = Members::Many(v);
+                *self = Members::Many(Box::new(v));
             }
-            Members::Many(v) if v.is_empty() => *self = Members::One(value),
             Members::Many(v) => v.insert(pos, value),
+        }
+    }
+
+    /// Leaves a `Many` with two or more members, else the smaller forms.
+    fn normalize(&mut self) {
+        if let Members::Many(v) = self {
+            match v.len() {
+                0 => *self = Members::Empty,
+                1 => *self = Members::One(v[0]),
+                _ => {}
+            }
         }
     }
 
     fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         match self {
+            Members::Empty => {}
             Members::One(x) => {
                 if !keep(x.idx) {
-                    *self = Members::Many(Vec::new());
+                    *self = Members::Empty;
                 }
             }
             Members::Many(v) => {
                 v.retain(|m| keep(m.idx));
-                if v.len() == 1 {
-                    *self = Members::One(v[0]);
-                }
+                self.normalize();
             }
         }
     }
 
     fn remove(&mut self, pos: usize) {
         match self {
-            Members::One(_) => *self = Members::Many(Vec::new()),
+            Members::Empty => {}
+            Members::One(_) => *self = Members::Empty,
             Members::Many(v) => {
                 v.remove(pos);
-                if v.len() == 1 {
-                    *self = Members::One(v[0]);
-                }
+                self.normalize();
             }
         }
     }
@@ -133,14 +155,6 @@ pub(crate) type Slot = (u32, u32);
 #[inline]
 pub(crate) fn spread(h: u32) -> u64 {
     (u64::from(h) | (u64::from(h) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-pub(crate) fn key_hash(h: &Keyed, id_hash: u64, replica: u32, ty: u32) -> u32 {
-    h.words(id_hash, (u64::from(replica) << 32) | u64::from(ty)) as u32
-}
-
-pub(crate) fn dot_hash(h: &Keyed, replica: u32, clock: u64) -> u32 {
-    h.words(clock, u64::from(replica) ^ 0x5bd1_e995_0000_0000) as u32
 }
 
 /// Byte-wise order of two strings, eight bytes at a time.
@@ -199,15 +213,75 @@ impl Presence {
 
     /// The summary of the changes recorded so far in this call.
     pub(crate) fn summary(&self) -> Summary {
-        let joins = self
-            .changes
-            .iter()
-            .filter(|c| matches!(c, ChangeRec::Join(_)))
-            .count();
-        Summary {
-            joins: joins as u32,
-            leaves: (self.changes.len() - joins) as u32,
-            ..Summary::default()
+        let mut sum = Summary::default();
+        let mut joining = false;
+        for c in &self.changes {
+            match *c {
+                ChangeRec::Join(_) => (sum.joins, joining) = (sum.joins + 1, true),
+                ChangeRec::Leave(_) => (sum.leaves, joining) = (sum.leaves + 1, false),
+                ChangeRec::More(n) if joining => sum.joins += n,
+                ChangeRec::More(n) => sum.leaves += n,
+                ChangeRec::Gone(_) => sum.leaves += 1,
+            }
+        }
+        sum
+    }
+
+    /// Records that the live record `i` became visible.
+    pub(crate) fn push_join(&mut self, i: u32) {
+        self.push_change(true, i);
+    }
+
+    /// Records that each of the live records `list` joined (`join`) or
+    /// left, finding the runs of consecutive indexes as it goes.
+    pub(crate) fn push_all(&mut self, join: bool, list: impl Iterator<Item = u32>) {
+        let mut run: Option<(u32, u32)> = None;
+        for i in list {
+            match run {
+                Some((first, n)) if u64::from(first) + u64::from(n) + 1 == u64::from(i) => {
+                    run = Some((first, n + 1));
+                }
+                _ => {
+                    self.push_run(join, run);
+                    run = Some((i, 0));
+                }
+            }
+        }
+        self.push_run(join, run);
+    }
+
+    /// Records the run of `first` and the `n` indexes after it, if any.
+    fn push_run(&mut self, join: bool, run: Option<(u32, u32)>) {
+        if let Some((first, n)) = run {
+            self.push_change(join, first);
+            if n > 0 {
+                match self.changes.last_mut() {
+                    Some(ChangeRec::More(m)) => *m += n,
+                    _ => self.changes.push(ChangeRec::More(n)),
+                }
+            }
+        }
+    }
+
+    /// Records a join or leave of the live record `i`, extending the run of
+    /// the last change when `i` follows it.
+    fn push_change(&mut self, join: bool, i: u32) {
+        let (first, extra) = match *self.changes.as_slice() {
+            [.., ChangeRec::Join(j), ChangeRec::More(n)] if join => (j, n),
+            [.., ChangeRec::Leave(j), ChangeRec::More(n)] if !join => (j, n),
+            [.., ChangeRec::Join(j)] if join => (j, 0),
+            [.., ChangeRec::Leave(j)] if !join => (j, 0),
+            _ => (u32::MAX, u32::MAX),
+        };
+        if u64::from(first) + u64::from(extra) + 1 == u64::from(i) {
+            match self.changes.last_mut() {
+                Some(ChangeRec::More(n)) => *n += 1,
+                _ => self.changes.push(ChangeRec::More(1)),
+            }
+        } else if join {
+            self.changes.push(ChangeRec::Join(i));
+        } else {
+            self.changes.push(ChangeRec::Leave(i));
         }
     }
 
@@ -261,35 +335,17 @@ impl Presence {
             .map(|&(t, _)| t)
     }
 
-    pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &str) -> Option<u32> {
-        let id = id.as_bytes();
-        self.find_key_h(replica, ty, id, self.hasher.bytes(id))
+    /// The record (`ty`, `id`) of replica slot `replica`.
+    pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &[u8]) -> Option<u32> {
+        // The members of a type are ordered by (id, replica): the key is a
+        // search there.
+        let at = self.member_pos(ty, Member::new(0, id), id, replica).ok()?;
+        Some(self.members(ty)[at].idx)
     }
 
-    /// [`find_key`](Self::find_key) with the id's hash already computed.
-    pub(crate) fn find_key_h(&self, replica: u32, ty: u32, id: &[u8], id_hash: u64) -> Option<u32> {
-        let h = key_hash(&self.hasher, id_hash, replica, ty);
-        self.key_idx
-            .find(spread(h), |&(i, hh)| {
-                if hh != h {
-                    return false;
-                }
-                let r = self.record(i);
-                r.replica == replica && r.ty == ty && r.id_bytes() == id
-            })
-            .map(|&(i, _)| i)
-    }
-
+    /// The record of replica slot `replica` with this clock.
     pub(crate) fn find_dot(&self, replica: u32, clock: u64) -> Option<u32> {
-        let h = dot_hash(&self.hasher, replica, clock);
-        self.dot_idx
-            .find(spread(h), |&(i, hh)| {
-                hh == h && {
-                    let r = self.record(i);
-                    r.replica == replica && r.clock == clock
-                }
-            })
-            .map(|&(i, _)| i)
+        self.replica(replica).entries.get(clock)
     }
 
     /// Registers a replica and returns its slot.
@@ -299,7 +355,7 @@ impl Presence {
             id,
             clock: 0,
             up: true,
-            entries: Vec::new(),
+            entries: Dots::default(),
         };
         let r = match self.free_replicas.pop() {
             Some(r) => {
@@ -335,9 +391,9 @@ impl Presence {
         let list = core::mem::take(&mut self.replicas[r as usize].as_mut().expect("live").entries);
         let live = self.slab.len() - self.free.len();
         if list.len() >= BULK_MIN && list.len() * 4 >= live {
-            self.unlink_bulk(&list, report);
+            self.unlink_bulk(list.slots(), list.len(), report);
         } else {
-            for &i in &list {
+            for i in list.slots() {
                 self.unlink(i, report, false);
             }
         }
@@ -348,15 +404,15 @@ impl Presence {
     /// lookup per record, each index is swept once against a bitmap of the
     /// doomed slab slots. Used when they are a large share of the set, so the
     /// sweep still costs time in proportion to them.
-    fn unlink_bulk(&mut self, list: &[u32], report: bool) {
+    fn unlink_bulk(&mut self, list: impl Iterator<Item = u32>, n: usize, report: bool) {
         let mut dead = vec![0u64; self.slab.len().div_ceil(64)];
         let mut touched = vec![0u64; self.types.len().div_ceil(64)];
-        self.free.reserve(list.len());
+        self.free.reserve(n);
         if report {
-            self.removed.reserve(list.len());
-            self.changes.reserve(list.len());
+            self.removed.reserve(n);
+            self.changes.reserve(n);
         }
-        for &i in list {
+        for i in list {
             dead[i as usize / 64] |= 1 << (i % 64);
             let record = self.slab[i as usize]
                 .take()
@@ -384,9 +440,7 @@ impl Presence {
                 }
             }
         }
-        self.key_idx.retain(|&mut (i, _)| !is_dead(i));
         self.id_idx.retain(|&mut (i, _)| !is_dead(i));
-        self.dot_idx.retain(|&mut (i, _)| !is_dead(i));
     }
 
     /// Interns a type name whose hash is `h`.
@@ -401,7 +455,7 @@ impl Presence {
     pub(crate) fn new_type(&mut self, name: &[u8], h: u32) -> u32 {
         let tr = TypeRec {
             name: Bytes::concat(name, b""),
-            members: Members::Many(Vec::new()),
+            members: Members::Empty,
         };
         let t = match self.free_types.pop() {
             Some(t) => {
@@ -418,21 +472,22 @@ impl Presence {
         t
     }
 
+    /// Makes room for up to `n` more types.
+    pub(crate) fn reserve_types(&mut self, n: usize) {
+        let extra = n.saturating_sub(self.free_types.len());
+        self.types.reserve_exact(extra);
+        self.type_idx.reserve(n, |&(_, hh)| spread(hh));
+    }
+
     /// Makes room for `n` more records of replica `r`.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
         let extra = n.saturating_sub(self.free.len());
         // Exact: a bulk merge would otherwise leave up to half the slab unused.
         self.slab.reserve_exact(extra);
-        self.key_idx.reserve(n, |&(_, hh)| spread(hh));
-        self.dot_idx.reserve(n, |&(_, hh)| spread(hh));
         self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
             // Headroom, so that the next small merge does not copy a big list.
             s.entries.reserve(n + n / 8);
-            if s.up {
-                // Each insert reports a join; `begin` shrinks the buffer again.
-                self.changes.reserve(n);
-            }
         }
     }
 
@@ -452,12 +507,27 @@ impl Presence {
         })
     }
 
-    fn member_pos(&self, t: u32, key: Member, id: &[u8], replica: u32) -> Result<usize, usize> {
+    /// Where the member `key` (`id` of replica slot `replica`) is, or would
+    /// go, in type `t`.
+    pub(crate) fn member_pos(
+        &self,
+        t: u32,
+        key: Member,
+        id: &[u8],
+        replica: u32,
+    ) -> Result<usize, usize> {
         let rid = &self.replica(replica).id;
-        let members = &self.types[t as usize].as_ref().expect("live type").members;
-        members
-            .as_slice()
+        self.members(t)
             .binary_search_by(|&m| self.member_cmp(m, key, id, &rid.name, rid.incarnation))
+    }
+
+    /// The members of the live type `t`, in read order.
+    pub(crate) fn members(&self, t: u32) -> &[Member] {
+        self.types[t as usize]
+            .as_ref()
+            .expect("live type")
+            .members
+            .as_slice()
     }
 
     /// Stores a new record of replica `r`, already validated, and reports
@@ -474,11 +544,12 @@ impl Presence {
         let ty = ty.as_bytes();
         let t = self.intern_type_h(ty, self.hasher.bytes(ty) as u32);
         let id = id.as_bytes();
-        self.insert_hashed(r, t, id, self.hasher.bytes(id), clock, prev, meta)
+        self.insert_hashed(r, t, id, self.hasher.bytes(id), clock, prev, meta, None)
     }
 
     /// [`insert_record`](Self::insert_record) into the interned type `t`,
-    /// with the id's hash already computed.
+    /// with the id's hash already computed. `at` is the member position in
+    /// `t` when the caller has searched it already.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert_hashed(
         &mut self,
@@ -489,19 +560,9 @@ impl Presence {
         clock: u64,
         prev: u64,
         meta: Meta<'_>,
+        at: Option<usize>,
     ) -> u32 {
-        let pos = self.replica(r).entries.len() as u32;
-        let record = Record {
-            bytes: Bytes::concat(id, meta.data),
-            clock,
-            prev,
-            replica: r,
-            ty: t,
-            pos,
-            slot: meta.slot,
-            id_len: id.len() as u32,
-            state: meta.state,
-        };
+        let record = Record::new(id, meta, clock, prev, r, t);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slab[i as usize] = Some(record);
@@ -512,29 +573,22 @@ impl Presence {
                 (self.slab.len() - 1) as u32
             }
         };
-        let h = self.hasher;
-        let kh = key_hash(&h, id_hash, r, t);
-        self.key_idx
-            .insert_unique(spread(kh), (i, kh), |&(_, hh)| spread(hh));
-        let dh = dot_hash(&h, r, clock);
-        self.dot_idx
-            .insert_unique(spread(dh), (i, dh), |&(_, hh)| spread(hh));
         let ih = id_hash as u32;
         self.id_idx
             .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
         let key = Member::new(i, id);
-        let at = match self.member_pos(t, key, id, r) {
+        let at = at.unwrap_or_else(|| match self.member_pos(t, key, id, r) {
             Ok(at) | Err(at) => at,
-        };
+        });
         self.types[t as usize]
             .as_mut()
             .expect("just interned")
             .members
             .insert(at, key);
         let s = self.replicas[r as usize].as_mut().expect("live replica");
-        s.entries.push(i);
+        s.entries.insert(clock, i);
         if s.up {
-            self.changes.push(super::ChangeRec::Join(i));
+            self.push_join(i);
         }
         i
     }
@@ -549,9 +603,8 @@ impl Presence {
     /// its replica's list, then keeps it for the change views or drops it.
     fn unlink(&mut self, i: u32, report: bool, from_list: bool) {
         let x = self.record(i);
-        let (r, t, clock, pos) = (x.replica, x.ty, x.clock, x.pos);
-        let h = self.hasher;
-        let id_hash = h.bytes(x.id_bytes());
+        let (r, t, clock) = (x.replica, x.ty, x.clock);
+        let id_hash = self.hasher.bytes(x.id_bytes()) as u32;
         // Small types are scanned for the index itself, which reads no
         // other record; large ones are searched by key.
         let members = self.types[t as usize]
@@ -573,14 +626,8 @@ impl Presence {
                 self.empty_types.push(t);
             }
         }
-        for (table, hash) in [
-            (&mut self.key_idx, spread(key_hash(&h, id_hash, r, t))),
-            (&mut self.id_idx, spread(id_hash as u32)),
-            (&mut self.dot_idx, spread(dot_hash(&h, r, clock))),
-        ] {
-            if let Ok(e) = table.find_entry(hash, |&(x, _)| x == i) {
-                e.remove();
-            }
+        if let Ok(e) = self.id_idx.find_entry(spread(id_hash), |&(x, _)| x == i) {
+            e.remove();
         }
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
@@ -588,13 +635,7 @@ impl Presence {
             .as_mut()
             .expect("a record's replica is live");
         if from_list {
-            s.entries.swap_remove(pos as usize);
-            if let Some(&moved) = s.entries.get(pos as usize) {
-                self.slab[moved as usize]
-                    .as_mut()
-                    .expect("listed records are live")
-                    .pos = pos;
-            }
+            s.entries.remove(clock);
         }
         if report && s.up {
             self.removed.push(record);
