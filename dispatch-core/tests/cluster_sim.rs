@@ -532,3 +532,31 @@ fn the_peer_table_is_bounded() {
         "six nodes that know each other overflow a table of two"
     );
 }
+
+#[test]
+fn services_registered_before_the_seed_answers_arrive_without_waiting_a_heartbeat() {
+    let config = Config {
+        heartbeat_period: Duration::from_secs(5),
+        down_after: Duration::from_secs(30),
+        ..Config::default()
+    };
+    let mut cfg = SimConfig::new(2, 3);
+    cfg.link = lan();
+    let mut sim = Sim::new(cfg, move |i, restarts, now| {
+        let mut node = start(i, restarts, now, 3, config.clone(), None);
+        // Each registers at once, before hearing from anyone.
+        node.add_service(now, "uploader", &format!("u{i}"), b"")
+            .expect("add");
+        node
+    });
+    let mut model = Model::new();
+    model.insert(("n0".into(), "uploader".into(), "u0".into()));
+    model.insert(("n1".into(), "uploader".into(), "u1".into()));
+    // Well within one heartbeat period (5 s): a greeting, a catch-up, a delta.
+    assert!(sim
+        .run_until_condition(
+            |s| converged(s, &model),
+            Instant::ZERO + Duration::from_millis(100)
+        )
+        .unwrap());
+}

@@ -516,6 +516,10 @@ where
     /// The instance that owns `key` among the instances of `ty`: the same on
     /// every node that sees the same set. Offline instances are considered
     /// only when `allow_offline`.
+    ///
+    /// Instances registered at the same moment on different nodes may claim
+    /// the same ring slot; the losers are listed but not routable until
+    /// their nodes move them to free slots, within a few `reorder_window`s.
     pub fn find_service(
         &self,
         ty: &str,
@@ -729,7 +733,10 @@ where
 
     fn on_heard(&mut self, now: Instant, id: &ReplicaId, addr: &A) -> Result<(), RecvError> {
         match self.peers.heard(now, id, addr) {
-            Ok(Heard::New) => self.events.push_back(Event::PeerUp(id.clone())),
+            Ok(Heard::New) => {
+                self.events.push_back(Event::PeerUp(id.clone()));
+                self.greet(addr);
+            }
             Ok(Heard::Known { came_back: false }) => {}
             Ok(Heard::Known { came_back: true }) => {
                 let _ = self.presence.replica_up(id);
@@ -1066,6 +1073,24 @@ where
         for addr in contacts {
             self.send(Destination::Peer(addr), &to_contacts);
         }
+    }
+
+    /// Tells a peer heard from for the first time where our clock stands,
+    /// so that it asks at once for services we registered before it knew
+    /// us, instead of at our next heartbeat.
+    fn greet(&mut self, to: &A) {
+        if self.presence.clock() == 0 {
+            return;
+        }
+        self.heartbeat_seq += 1;
+        let msg: Message<'_, A> = Message::Heartbeat(Heartbeat {
+            from: self.me.clone(),
+            seq: self.heartbeat_seq,
+            clock: self.presence.clock(),
+            want_peers: false,
+            peers: Vec::new(),
+        });
+        self.send(Destination::Peer(to.clone()), &msg);
     }
 
     fn send_peer_list(&mut self, to: &A) {
