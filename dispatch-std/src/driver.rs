@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use dispatch_core::node::{
-    CallError, CallId, Event, Node, Request, RequestId, RequestKind, Service,
-};
+use dispatch_core::node::{CallError, CallId, Event, Node, Request, RequestId, RequestKind};
 use dispatch_core::time::Instant;
 use dispatch_core::transmit::Destination;
 use tokio::sync::{broadcast, oneshot, watch, Notify};
@@ -386,19 +384,4 @@ pub(crate) async fn run<T: Transport>(core: Arc<Core<T>>, mut stop: watch::Recei
     s.subscribers.clear();
     s.pending.clear();
     s.handlers.clear();
-}
-
-/// Builds a [`Service`] from a borrowed entry.
-pub(crate) fn service_of(entry: &dispatch_core::presence::EntryRef<'_>) -> Service {
-    let meta = entry.meta();
-    Service {
-        ty: entry.ty().into(),
-        id: entry.id().into(),
-        node: entry.replica().clone(),
-        state: meta.state,
-        data: meta.data.into(),
-        slot: meta.slot,
-        reference: entry.reference(),
-        previous: entry.prev(),
-    }
 }

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::client::Client;
-use crate::driver::{service_of, Core, IoStats};
+use crate::driver::{Core, IoStats};
 use crate::error::Error;
 use crate::handler::{ErasedHandler, Handler};
 use crate::subscription::Subscription;
@@ -179,13 +179,19 @@ impl<T: Transport> Registry<T> {
     /// state, ref and previous ref; the same order on every node.
     pub fn get_services(&self, ty: &str) -> Vec<Service> {
         let s = self.inner.core.lock();
-        s.node.services(ty).map(|e| service_of(&e)).collect()
+        s.node
+            .services(ty)
+            .map(|e| Service::from_entry(&e))
+            .collect()
     }
 
     /// The online instances of `ty`.
     pub fn get_online_services(&self, ty: &str) -> Vec<Service> {
         let s = self.inner.core.lock();
-        s.node.online_services(ty).map(|e| service_of(&e)).collect()
+        s.node
+            .online_services(ty)
+            .map(|e| Service::from_entry(&e))
+            .collect()
     }
 
     /// The instance of `ty` that owns `key`: every node that sees the same
@@ -200,7 +206,7 @@ impl<T: Transport> Registry<T> {
         let s = self.inner.core.lock();
         s.node
             .find_service(ty, key.as_ref(), routing == Routing::AllowOffline)
-            .map(|e| service_of(&e))
+            .map(|e| Service::from_entry(&e))
             .map_err(|_| Error::NoService { ty: ty.into() })
     }
 
@@ -216,7 +222,7 @@ impl<T: Transport> Registry<T> {
         let s = self.inner.core.lock();
         s.node
             .find_multi_service(n, ty, key.as_ref(), routing == Routing::AllowOffline)
-            .map(|found| found.iter().map(service_of).collect())
+            .map(|found| found.iter().map(Service::from_entry).collect())
             .map_err(|_| Error::NoService { ty: ty.into() })
     }
 

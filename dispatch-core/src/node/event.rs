@@ -29,7 +29,9 @@ pub struct Service {
 }
 
 impl Service {
-    pub(crate) fn from_entry(entry: &EntryRef<'_>) -> Self {
+    /// An owned copy of an entry of the presence set, as the reads of
+    /// [`Node`](super::Node) return them.
+    pub fn from_entry(entry: &EntryRef<'_>) -> Self {
         let meta = entry.meta();
         Service {
             ty: entry.ty().into(),
