@@ -1,6 +1,7 @@
 //! Three `dispatch node` processes on loopback: a node killed with SIGKILL
 //! leaves the others within the down period; restarted under its name it
-//! leaves no zombie entry; a node stopped gracefully leaves at once.
+//! leaves no zombie entry; a node stopped gracefully, by `dispatch leave` or
+//! by SIGTERM as a service manager stops it, leaves at once.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -181,4 +182,17 @@ async fn killed_restarted_and_stopped_node_processes() {
     let mut n2 = n2;
     let status = n2.child.wait().unwrap();
     assert!(status.success(), "n2 exited with {status}");
+
+    // SIGTERM, as a service manager stops a node: the same graceful leave.
+    let started = Instant::now();
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", n3.child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM failed");
+    let took = until_listed(&[&n1], &["n1-u"]).await;
+    let took = took.max(started.elapsed());
+    assert!(took < DOWN_AFTER / 2, "a stop by SIGTERM took {took:?}");
+    let status = n3.child.wait().unwrap();
+    assert!(status.success(), "n3 exited with {status} after SIGTERM");
 }
