@@ -32,8 +32,9 @@ pub struct Delta<'a> {
     pub removes: Vec<u64>,
 }
 
-/// Merges inserting at least this many entries reserve room for their types.
-const BULK_TYPES: usize = 1024;
+/// Merges inserting at least this many entries reserve room for their
+/// types and insert in passes (see `Presence::insert_bulk`).
+const BULK: usize = 1024;
 
 /// Where the data of a replica goes.
 #[derive(Debug, Clone, Copy)]
@@ -300,21 +301,12 @@ impl Presence {
         new: usize,
     ) {
         self.reserve(s, new);
-        let h = self.hasher;
         let first = entries.first_after(c);
-        if new >= BULK_TYPES {
-            // Runs of one type bound the types this adds.
-            let mut runs = 0;
-            let mut prev: Option<&[u8]> = None;
-            for k in first..entries.count() {
-                let ty = entries.raw(k).ty;
-                if prev != Some(ty) {
-                    runs += 1;
-                    prev = Some(ty);
-                }
-            }
-            self.reserve_types(runs);
+        if new >= BULK {
+            self.insert_bulk(s, entries, first, new);
+            return;
         }
+        let h = self.hasher;
         // Runs of entries of one type intern it once.
         let mut last: Option<(&[u8], u32)> = None;
         for k in first..entries.count() {
@@ -325,6 +317,65 @@ impl Presence {
             };
             last = Some((e.ty, t));
             self.insert_hashed(s, t, e.id, h.bytes(e.id), e.clock, e.prev, e.meta, None);
+        }
+    }
+
+    /// [`insert_all`](Self::insert_all) of the `new` entries from position
+    /// `first` on, with room reserved, in passes: the records go in entry by
+    /// entry, each new type getting its first member at once; the index by
+    /// id follows in a pass of its own; last, the members of the types that
+    /// had some are added, type by type. Entry by entry, the stores to many
+    /// tables fill the store buffer and every cache miss stalls; a pass over
+    /// one table lets its misses overlap. The slab, type and member slots,
+    /// and the changes, end up as entry by entry.
+    fn insert_bulk<'a, E: Seq<'a> + ?Sized>(
+        &mut self,
+        s: u32,
+        entries: &E,
+        first: usize,
+        new: usize,
+    ) {
+        let h = self.hasher;
+        // Runs of one type bound the types this adds.
+        let mut runs = 0;
+        let mut prev: Option<&[u8]> = None;
+        for k in first..entries.count() {
+            let ty = entries.raw(k).ty;
+            if prev != Some(ty) {
+                runs += 1;
+                prev = Some(ty);
+            }
+        }
+        self.reserve_types(runs);
+        // Slab index and id hash of each entry.
+        let mut ids: Vec<(u32, u32)> = Vec::with_capacity(new);
+        // (type, slab index) of the entries whose type had members.
+        let mut later: Vec<(u32, u32)> = Vec::new();
+        // Runs of entries of one type intern it once.
+        let mut last: Option<(&[u8], u32)> = None;
+        for k in first..entries.count() {
+            let e = entries.raw(k);
+            let t = match last {
+                Some((l, t)) if l == e.ty => t,
+                _ => self.intern_type_h(e.ty, h.bytes(e.ty) as u32),
+            };
+            last = Some((e.ty, t));
+            let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
+            if !self.try_first_member(t, i, e.id) {
+                later.push((t, i));
+            }
+            ids.push((i, h.bytes(e.id) as u32));
+        }
+        for &(i, ih) in &ids {
+            self.index_id(i, ih);
+        }
+        drop(ids);
+        later.sort_unstable();
+        let mut list: Vec<u32> = Vec::new();
+        for group in later.chunk_by(|a, b| a.0 == b.0) {
+            list.clear();
+            list.extend(group.iter().map(|&(_, i)| i));
+            self.add_members(group[0].0, &list);
         }
     }
 

@@ -62,7 +62,7 @@ use entry::Record;
 use generations::Window;
 use hash::Keyed;
 use replica::ReplicaSlot;
-use store::{ChangeRec, Member, Slot, TypeRec};
+use store::{ChangeRec, Slot, TypeRec};
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -174,7 +174,7 @@ impl Presence {
         // that rules out a duplicate.
         let mut at = None;
         if let Some(t) = t {
-            match self.member_pos(t, Member::new(0, id), id, ME) {
+            match self.member_pos(t, id, ME) {
                 Ok(_) => return Err(OpError::AlreadyExists),
                 Err(pos) => at = Some(pos),
             }
