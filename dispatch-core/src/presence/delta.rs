@@ -90,7 +90,7 @@ impl Presence {
                 need: d.start,
             });
         }
-        self.check_entries(&d.adds[..], d.start, d.end)?;
+        let runs = self.check_entries(&d.adds[..], d.start, d.end)?;
         check_increasing(&d.removes, 0, d.start)?;
         let max = self.config.max_entries_per_replica;
         if d.removes.len() > max as usize {
@@ -123,7 +123,7 @@ impl Presence {
         for i in doomed {
             self.remove_record(i, true);
         }
-        self.insert_all(s, &d.adds[..], c, new);
+        self.insert_all(s, &d.adds[..], c, new, runs);
         let slot = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live");
@@ -173,13 +173,14 @@ impl Presence {
     }
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
-    /// previous refs, and no two sharing a (type, id).
+    /// previous refs, and no two sharing a (type, id). Returns how many runs
+    /// of entries of one type they hold, which bounds the types they add.
     pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
         entries: &E,
         lo: u64,
         hi: u64,
-    ) -> Result<(), MergeError> {
+    ) -> Result<usize, MergeError> {
         let c = &self.config;
         if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
@@ -187,8 +188,13 @@ impl Presence {
             });
         }
         let mut last = lo;
+        let (mut runs, mut last_ty) = (0, None);
         for k in 0..entries.count() {
             let e = entries.raw(k);
+            if last_ty != Some(e.ty) {
+                runs += 1;
+                last_ty = Some(e.ty);
+            }
             if e.clock <= lo || e.clock > hi {
                 return Err(MergeError::ClockOutOfRange { clock: e.clock });
             }
@@ -237,7 +243,7 @@ impl Presence {
                 seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
             }
         }
-        Ok(())
+        Ok(runs)
     }
 
     /// Counts the entries after `c` to insert and checks that none collides
@@ -293,16 +299,20 @@ impl Presence {
     }
 
     /// Inserts the `new` entries after clock `c` into replica slot `s`.
+    /// `runs`, from [`check_entries`](Self::check_entries), bounds the types
+    /// they add.
     pub(crate) fn insert_all<'a, E: Seq<'a> + ?Sized>(
         &mut self,
         s: u32,
         entries: &E,
         c: u64,
         new: usize,
+        runs: usize,
     ) {
         self.reserve(s, new);
         let first = entries.first_after(c);
         if new >= BULK {
+            self.reserve_types(runs.min(new));
             self.insert_bulk(s, entries, first, new);
             return;
         }
@@ -321,7 +331,7 @@ impl Presence {
     }
 
     /// [`insert_all`](Self::insert_all) of the `new` entries from position
-    /// `first` on, with room reserved, in passes: the records go in entry by
+    /// `first` on, with room reserved (types too), in passes: the records go in entry by
     /// entry, each new type getting its first member at once; the index by
     /// id follows in a pass of its own; last, the members of the types that
     /// had some are added, type by type. Entry by entry, the stores to many
@@ -336,32 +346,32 @@ impl Presence {
         new: usize,
     ) {
         let h = self.hasher;
-        // Runs of one type bound the types this adds.
-        let mut runs = 0;
-        let mut prev: Option<&[u8]> = None;
-        for k in first..entries.count() {
-            let ty = entries.raw(k).ty;
-            if prev != Some(ty) {
-                runs += 1;
-                prev = Some(ty);
-            }
-        }
-        self.reserve_types(runs);
         // Slab index and id hash of each entry.
         let mut ids: Vec<(u32, u32)> = Vec::with_capacity(new);
-        // (type, slab index) of the entries whose type had members.
+        // (type, slab index) of the entries of types that this loop did not
+        // just create: they are added to their members last.
         let mut later: Vec<(u32, u32)> = Vec::new();
         // Runs of entries of one type intern it once.
         let mut last: Option<(&[u8], u32)> = None;
         for k in first..entries.count() {
             let e = entries.raw(k);
-            let t = match last {
-                Some((l, t)) if l == e.ty => t,
-                _ => self.intern_type_h(e.ty, h.bytes(e.ty) as u32),
+            let (t, created) = match last {
+                Some((l, t)) if l == e.ty => (t, false),
+                _ => {
+                    let th = h.bytes(e.ty) as u32;
+                    match self.find_type_h(e.ty, th) {
+                        Some(t) => (t, false),
+                        None => (self.new_type(e.ty, th), true),
+                    }
+                }
             };
             last = Some((e.ty, t));
             let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
-            if !self.try_first_member(t, i, e.id) {
+            // A type created for this entry has no members: no need to read
+            // it (for a type that had some, reading is a cache miss).
+            if created {
+                self.first_member(t, i, e.id);
+            } else {
                 later.push((t, i));
             }
             ids.push((i, h.bytes(e.id) as u32));

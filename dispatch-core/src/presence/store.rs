@@ -617,7 +617,7 @@ impl Presence {
 
     /// [`store_record`](Self::store_record) but for the members of its type:
     /// the caller adds it there, with [`add_members`](Self::add_members) or
-    /// by [`try_first_member`](Self::try_first_member).
+    /// [`first_member`](Self::first_member).
     pub(crate) fn put_record(
         &mut self,
         r: u32,
@@ -651,14 +651,11 @@ impl Presence {
     }
 
     /// Makes the stored record `i` (with this `id`) the only member of type
-    /// `t` if `t` has none, which needs no search; else returns false.
-    pub(crate) fn try_first_member(&mut self, t: u32, i: u32, id: &[u8]) -> bool {
+    /// `t`, which has none (it was just interned): this needs no search.
+    pub(crate) fn first_member(&mut self, t: u32, i: u32, id: &[u8]) {
         let tr = self.types[t as usize].as_mut().expect("live type");
-        let empty = tr.members.as_slice().is_empty();
-        if empty {
-            tr.members = Members::One(Member::new(i, id));
-        }
-        empty
+        debug_assert!(tr.members.as_slice().is_empty());
+        tr.members = Members::One(Member::new(i, id));
     }
 
     /// Adds the stored records `list` (slab indexes, not yet members) to the
