@@ -36,6 +36,9 @@ pub struct Delta<'a> {
 /// types and insert in passes (see `Presence::insert_bulk`).
 const BULK: usize = 1024;
 
+/// The entries a large merge takes through each of its passes at a time.
+const CHUNK: usize = 1024;
+
 /// Where the data of a replica goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target {
@@ -331,13 +334,15 @@ impl Presence {
     }
 
     /// [`insert_all`](Self::insert_all) of the `new` entries from position
-    /// `first` on, with room reserved (types too), in passes: the records go in entry by
-    /// entry, each new type getting its first member at once; the index by
-    /// id follows in a pass of its own; last, the members of the types that
-    /// had some are added, type by type. Entry by entry, the stores to many
-    /// tables fill the store buffer and every cache miss stalls; a pass over
-    /// one table lets its misses overlap. The slab, type and member slots,
-    /// and the changes, end up as entry by entry.
+    /// `first` on, with room reserved (types too), in passes over chunks of
+    /// [`CHUNK`] entries: their types are interned, then their records go in
+    /// (a type created for an entry getting it as first member), then their
+    /// ids are indexed; last, the members of the types that had some are
+    /// added, type by type. Entry by entry, the stores to many tables fill
+    /// the store buffer and every cache miss stalls; a pass over one table
+    /// lets its misses overlap, and a chunk's worth of state stays in cache.
+    /// The slab, type and member slots, and the changes, end up as entry by
+    /// entry.
     fn insert_bulk<'a, E: Seq<'a> + ?Sized>(
         &mut self,
         s: u32,
@@ -346,40 +351,53 @@ impl Presence {
         new: usize,
     ) {
         let h = self.hasher;
-        // Slab index and id hash of each entry.
-        let mut ids: Vec<(u32, u32)> = Vec::with_capacity(new);
-        // (type, slab index) of the entries of types that this loop did not
-        // just create: they are added to their members last.
+        let chunk = CHUNK.min(new);
+        // Per entry of a chunk: its type and whether it was created for it.
+        let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
+        // Per entry of a chunk: its slab index and id hash.
+        let mut ids: Vec<(u32, u32)> = Vec::with_capacity(chunk);
+        // (type, slab index) of the entries of types that were not created
+        // for them: they are added to their members last.
         let mut later: Vec<(u32, u32)> = Vec::new();
-        // Runs of entries of one type intern it once.
-        let mut last: Option<(&[u8], u32)> = None;
-        for k in first..entries.count() {
-            let e = entries.raw(k);
-            let (t, created) = match last {
-                Some((l, t)) if l == e.ty => (t, false),
-                _ => {
-                    let th = h.bytes(e.ty) as u32;
-                    match self.find_type_h(e.ty, th) {
+        // Runs of entries of one type intern it once. The hashes are
+        // compared first: where types change at every entry, comparing the
+        // names would cost a call each.
+        let mut last: Option<(u32, &[u8], u32)> = None;
+        let mut from = first;
+        while from < entries.count() {
+            let to = entries.count().min(from + CHUNK);
+            tys.clear();
+            for k in from..to {
+                let ty = entries.raw(k).ty;
+                let th = h.bytes(ty) as u32;
+                let (t, created) = match last {
+                    Some((lh, l, t)) if lh == th && l == ty => (t, false),
+                    _ => match self.find_type_h(ty, th) {
                         Some(t) => (t, false),
-                        None => (self.new_type(e.ty, th), true),
-                    }
-                }
-            };
-            last = Some((e.ty, t));
-            let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
-            // A type created for this entry has no members: no need to read
-            // it (for a type that had some, reading is a cache miss).
-            if created {
-                self.first_member(t, i, e.id);
-            } else {
-                later.push((t, i));
+                        None => (self.new_type(ty, th), true),
+                    },
+                };
+                last = Some((th, ty, t));
+                tys.push((t, created));
             }
-            ids.push((i, h.bytes(e.id) as u32));
+            ids.clear();
+            for (k, &(t, created)) in (from..to).zip(&tys) {
+                let e = entries.raw(k);
+                let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
+                // A type created for this entry has no members: no need to
+                // read it (for a type that had some, that is a cache miss).
+                if created {
+                    self.first_member(t, i, e.id);
+                } else {
+                    later.push((t, i));
+                }
+                ids.push((i, h.bytes(e.id) as u32));
+            }
+            for &(i, ih) in &ids {
+                self.index_id(i, ih);
+            }
+            from = to;
         }
-        for &(i, ih) in &ids {
-            self.index_id(i, ih);
-        }
-        drop(ids);
         later.sort_unstable();
         let mut list: Vec<u32> = Vec::new();
         for group in later.chunk_by(|a, b| a.0 == b.0) {
