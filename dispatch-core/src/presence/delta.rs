@@ -8,7 +8,7 @@ use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
 use super::replica::ReplicaId;
-use super::{Presence, Summary};
+use super::{Config, Presence, Summary};
 
 /// The operations of one replica with clocks in `(start, end]`, compacted.
 ///
@@ -176,8 +176,10 @@ impl Presence {
     }
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
-    /// previous refs, and no two sharing a (type, id). Returns how many runs
-    /// of entries of one type they hold, which bounds the types they add.
+    /// previous refs, and no two sharing a (type, id). Returns a bound on the
+    /// types they name: how many runs of entries of one type they hold, or
+    /// for entries that need no checks (see `Seq::trusted`) the types of
+    /// the set they were read from.
     pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
         entries: &E,
@@ -189,6 +191,22 @@ impl Presence {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,
             });
+        }
+        if let Some(types) = entries.trusted(c) {
+            // Only the range can fail, and with increasing clocks the first
+            // entry out of it is the first one or the first after `hi`.
+            let n = entries.count();
+            let k = if n > 0 && entries.raw(0).clock <= lo {
+                0
+            } else {
+                entries.first_after(hi)
+            };
+            if k < n {
+                return Err(MergeError::ClockOutOfRange {
+                    clock: entries.raw(k).clock,
+                });
+            }
+            return Ok(types.min(n));
         }
         let mut last = lo;
         let (mut runs, mut last_ty) = (0, None);
@@ -432,6 +450,9 @@ pub(crate) trait Seq<'a> {
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.
     fn unique_keys(&self) -> bool;
+    /// `Some(bound on the types they name)` if the entries are known to pass
+    /// every per-entry check under `config` but the clock range.
+    fn trusted(&self, config: &Config) -> Option<usize>;
 }
 
 impl<'a> Seq<'a> for [WireEntry<'a>] {
@@ -447,6 +468,9 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
     fn unique_keys(&self) -> bool {
         false
     }
+    fn trusted(&self, _: &Config) -> Option<usize> {
+        None
+    }
 }
 
 impl<'a> Seq<'a> for Entries<'a> {
@@ -461,6 +485,9 @@ impl<'a> Seq<'a> for Entries<'a> {
     }
     fn unique_keys(&self) -> bool {
         self.is_local()
+    }
+    fn trusted(&self, config: &Config) -> Option<usize> {
+        Entries::trusted(self, config)
     }
 }
 
