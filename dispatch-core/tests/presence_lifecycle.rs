@@ -452,9 +452,10 @@ fn reads(p: &Presence, types: &[String], ids: &[String]) -> Reads {
 #[test]
 fn large_merges_read_as_small_ones() {
     // Types new to the receiver (with one member or many), types it has
-    // members in, ids sharing their first eight bytes, ids too long to be
-    // stored inline.
+    // members in (getting one more or many), ids sharing their first eight
+    // bytes, ids too long to be stored inline.
     let ty = |i: u32| match i % 4 {
+        _ if i % 60 == 59 => format!("one{}", i / 60 % 50),
         0 => format!("shared{}", i % 5),
         1 => format!("solo{i}"),
         2 => "big".to_string(),
@@ -474,6 +475,15 @@ fn large_merges_read_as_small_ones() {
         if small.get("b", &t, &k).is_none() {
             small.add(&t, &k, Meta::online(i, b"b")).unwrap();
         }
+    }
+    for k in 0..50 {
+        small
+            .add(
+                &format!("one{k}"),
+                &format!("prefix00{k}"),
+                Meta::online(k, b""),
+            )
+            .unwrap();
     }
     let mut bulk = small.clone();
     let mut wire = small.clone();

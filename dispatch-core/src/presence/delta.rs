@@ -417,12 +417,7 @@ impl Presence {
             from = to;
         }
         later.sort_unstable();
-        let mut list: Vec<u32> = Vec::new();
-        for group in later.chunk_by(|a, b| a.0 == b.0) {
-            list.clear();
-            list.extend(group.iter().map(|&(_, i)| i));
-            self.add_members(group[0].0, &list);
-        }
+        self.add_later(&later);
     }
 
     /// Our records of replica `r` with clocks in `(lo, hi]`, by clock.

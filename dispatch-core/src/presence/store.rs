@@ -25,6 +25,9 @@ const SCAN_MAX: usize = 64;
 /// merged into its members rather than inserted one by one.
 const MERGE_MIN: usize = 16;
 
+/// Types searched together by [`Presence::add_later`].
+const WINDOW: usize = 16;
+
 /// One recorded change of the last mutating call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ChangeRec {
@@ -656,6 +659,69 @@ impl Presence {
         let tr = self.types[t as usize].as_mut().expect("live type");
         debug_assert!(tr.members.as_slice().is_empty());
         tr.members = Members::One(Member::new(i, id));
+    }
+
+    /// Adds the stored records of `later`, (type, slab index) pairs sorted
+    /// by type and not yet members, to the members of their types. A type
+    /// given one record (the common case) has it searched for in a window
+    /// of such types: the first loads of each search (the record, the
+    /// type's member list, its middle member) do not depend on another
+    /// search, so they are issued together and their cache misses overlap.
+    pub(crate) fn add_later(&mut self, later: &[(u32, u32)]) {
+        let mut single: Vec<(u32, u32)> = Vec::new();
+        let mut list: Vec<u32> = Vec::new();
+        for group in later.chunk_by(|a, b| a.0 == b.0) {
+            if let [one] = group {
+                single.push(*one);
+            } else {
+                list.clear();
+                list.extend(group.iter().map(|&(_, i)| i));
+                self.add_members(group[0].0, &list);
+            }
+        }
+        let mut at: Vec<usize> = Vec::with_capacity(WINDOW);
+        for window in single.chunks(WINDOW) {
+            at.clear();
+            let keys: Vec<(&[Member], &Record, u64)> = window
+                .iter()
+                .map(|&(t, i)| {
+                    let m = self.members(t);
+                    let mid = m.get(m.len() / 2).map_or(0, Member::prefix);
+                    (m, self.record(i), mid)
+                })
+                .collect();
+            for &(m, x, mid) in &keys {
+                let id = x.id_bytes();
+                let prefix = id_prefix(id);
+                let rid = &self.replica(x.replica).id;
+                let cmp = |&y: &Member| self.member_cmp(y, prefix, id, &rid.name, rid.incarnation);
+                // The middle member's prefix, loaded above, often settles
+                // which half to search.
+                let half = m.len() / 2;
+                let pos = if prefix < mid {
+                    m[..half].binary_search_by(cmp)
+                } else if prefix > mid {
+                    m[half..]
+                        .binary_search_by(cmp)
+                        .map(|p| p + half)
+                        .map_err(|p| p + half)
+                } else {
+                    m.binary_search_by(cmp)
+                };
+                at.push(match pos {
+                    Ok(p) | Err(p) => p,
+                });
+            }
+            drop(keys);
+            for (&(t, i), &p) in window.iter().zip(&at) {
+                let key = Member::new(i, self.record(i).id_bytes());
+                self.types[t as usize]
+                    .as_mut()
+                    .expect("live type")
+                    .members
+                    .insert(p, key);
+            }
+        }
     }
 
     /// Adds the stored records `list` (slab indexes, not yet members) to the
