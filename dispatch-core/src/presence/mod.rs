@@ -88,8 +88,9 @@ pub struct Summary {
 /// Storage: a slab of entry records addressed by `u32`, each holding its id
 /// and user data itself when they fit in 23 bytes; interned types (short
 /// names held inline) in a keyed-hash index, each with its members in the
-/// deterministic read order, every member carrying the first eight bytes of
-/// its id so that ordering seldom reads a record; per-replica entry lists
+/// deterministic read order (one held in the type record, more in a vector
+/// whose header is held there), every member carrying the first eight bytes
+/// of its id so that ordering seldom reads a record; per-replica entry lists
 /// by clock, so that down, up and purge cost time in proportion to that
 /// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
 /// index plus 32 bits of the hash, so that growing it never reads the

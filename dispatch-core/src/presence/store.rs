@@ -1,6 +1,5 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -61,6 +60,7 @@ pub(crate) fn id_prefix(id: &[u8]) -> u64 {
 }
 
 impl Member {
+    #[inline]
     pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
         let k = id_prefix(id);
         Member {
@@ -78,18 +78,18 @@ impl Member {
 }
 
 /// The members of a type in read order. One member, the common case for
-/// types named after an instance, needs no allocation; two or more live
-/// behind one pointer, so that the many one-member types stay small.
+/// types named after an instance, needs no allocation; two or more live in
+/// a vector held inline (the enum is no larger than the vector), so that
+/// reaching them is one pointer away from the type record, not two.
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
     Empty,
     One(Member),
-    // Boxed so that this enum, and every type record, stays small.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Member>>),
+    Many(Vec<Member>),
 }
 
-const _: () = assert!(core::mem::size_of::<Members>() <= 16);
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Members>() <= 24);
 
 impl Members {
     pub(crate) fn as_slice(&self) -> &[Member] {
@@ -100,6 +100,8 @@ impl Members {
         }
     }
 
+    // Always inlined, for the reason given at `Presence::put_record`.
+    #[inline(always)]
     fn insert(&mut self, pos: usize, value: Member) {
         match self {
             Members::Empty => *self = Members::One(value),
@@ -107,7 +109,7 @@ impl Members {
                 let mut v = Vec::with_capacity(2);
                 v.push(*x);
                 v.insert(pos, value);
-                *self = Members::Many(Box::new(v));
+                *self = Members::Many(v);
             }
             Members::Many(v) => v.insert(pos, value),
         }
@@ -115,7 +117,7 @@ impl Members {
 
     /// The members of `v`, which is in read order.
     fn from_vec(v: Vec<Member>) -> Self {
-        let mut m = Members::Many(Box::new(v));
+        let mut m = Members::Many(v);
         m.normalize();
         m
     }
@@ -596,6 +598,7 @@ impl Presence {
     /// `at` is the member position in `t` when the caller has searched it
     /// already. Returns the record's slab index.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn store_record(
         &mut self,
         r: u32,
@@ -621,6 +624,9 @@ impl Presence {
     /// [`store_record`](Self::store_record) but for the members of its type:
     /// the caller adds it there, with [`add_members`](Self::add_members) or
     /// [`first_member`](Self::first_member).
+    // Always inlined: as a call, its by-value arguments go through the
+    // stack, and reloading them wide waits for every pending store to land.
+    #[inline(always)]
     pub(crate) fn put_record(
         &mut self,
         r: u32,
