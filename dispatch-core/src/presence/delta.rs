@@ -8,6 +8,7 @@ use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
 use super::replica::ReplicaId;
+use super::store::Member;
 use super::{Config, Presence, Summary};
 
 /// The operations of one replica with clocks in `(start, end]`, compacted.
@@ -374,9 +375,9 @@ impl Presence {
         let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
         // Per entry of a chunk: its slab index and id hash.
         let mut ids: Vec<(u32, u32)> = Vec::with_capacity(chunk);
-        // (type, slab index) of the entries of types that were not created
+        // (type, member) of the entries of types that were not created
         // for them: they are added to their members last.
-        let mut later: Vec<(u32, u32)> = Vec::new();
+        let mut later: Vec<(u32, Member)> = Vec::new();
         // Runs of entries of one type intern it once. The hashes are
         // compared first: where types change at every entry, comparing the
         // names would cost a call each.
@@ -407,7 +408,7 @@ impl Presence {
                 if created {
                     self.first_member(t, i, e.id);
                 } else {
-                    later.push((t, i));
+                    later.push((t, Member::new(i, e.id)));
                 }
                 ids.push((i, h.bytes(e.id) as u32));
             }
@@ -416,8 +417,8 @@ impl Presence {
             }
             from = to;
         }
-        later.sort_unstable();
-        self.add_later(&later);
+        later.sort_unstable_by_key(|&(t, m)| (t, m.idx));
+        self.add_later(s, &later);
     }
 
     /// Our records of replica `r` with clocks in `(lo, hi]`, by clock.

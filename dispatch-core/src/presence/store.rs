@@ -667,40 +667,46 @@ impl Presence {
         tr.members = Members::One(Member::new(i, id));
     }
 
-    /// Adds the stored records of `later`, (type, slab index) pairs sorted
-    /// by type and not yet members, to the members of their types. A type
-    /// given one record (the common case) has it searched for in a window
-    /// of such types: the first loads of each search (the record, the
-    /// type's member list, its middle member) do not depend on another
-    /// search, so they are issued together and their cache misses overlap.
-    pub(crate) fn add_later(&mut self, later: &[(u32, u32)]) {
-        let mut single: Vec<(u32, u32)> = Vec::new();
+    /// Adds the stored records of replica slot `r` in `later`, (type,
+    /// member) pairs sorted by type and not yet members, to the members of
+    /// their types. A type given one record (the common case) has it
+    /// searched for in a window of such types: the first loads of each
+    /// search (the type's member list, its middle member) do not depend on
+    /// another search, so they are issued together and their cache misses
+    /// overlap; the record itself is read only where id prefixes tie.
+    pub(crate) fn add_later(&mut self, r: u32, later: &[(u32, Member)]) {
+        let mut single: Vec<(u32, Member)> = Vec::new();
         let mut list: Vec<u32> = Vec::new();
         for group in later.chunk_by(|a, b| a.0 == b.0) {
             if let [one] = group {
                 single.push(*one);
             } else {
                 list.clear();
-                list.extend(group.iter().map(|&(_, i)| i));
+                list.extend(group.iter().map(|&(_, m)| m.idx));
                 self.add_members(group[0].0, &list);
             }
         }
+        let rid = &self.replica(r).id;
+        let (name, inc) = (rid.name.clone(), rid.incarnation);
         let mut at: Vec<usize> = Vec::with_capacity(WINDOW);
         for window in single.chunks(WINDOW) {
             at.clear();
-            let keys: Vec<(&[Member], &Record, u64)> = window
+            let keys: Vec<(&[Member], u64)> = window
                 .iter()
-                .map(|&(t, i)| {
+                .map(|&(t, _)| {
                     let m = self.members(t);
-                    let mid = m.get(m.len() / 2).map_or(0, Member::prefix);
-                    (m, self.record(i), mid)
+                    (m, m.get(m.len() / 2).map_or(0, Member::prefix))
                 })
                 .collect();
-            for &(m, x, mid) in &keys {
-                let id = x.id_bytes();
-                let prefix = id_prefix(id);
-                let rid = &self.replica(x.replica).id;
-                let cmp = |&y: &Member| self.member_cmp(y, prefix, id, &rid.name, rid.incarnation);
+            for (&(m, mid), &(_, key)) in keys.iter().zip(window) {
+                let prefix = key.prefix();
+                let cmp = |&y: &Member| match y.prefix().cmp(&prefix) {
+                    Ordering::Equal => {
+                        let id = self.record(key.idx).id_bytes();
+                        self.member_cmp(y, prefix, id, &name, inc)
+                    }
+                    other => other,
+                };
                 // The middle member's prefix, loaded above, often settles
                 // which half to search.
                 let half = m.len() / 2;
@@ -719,8 +725,7 @@ impl Presence {
                 });
             }
             drop(keys);
-            for (&(t, i), &p) in window.iter().zip(&at) {
-                let key = Member::new(i, self.record(i).id_bytes());
+            for (&(t, key), &p) in window.iter().zip(&at) {
                 self.types[t as usize]
                     .as_mut()
                     .expect("live type")
