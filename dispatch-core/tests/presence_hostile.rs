@@ -312,3 +312,53 @@ fn an_extract_survives_the_wire_unchanged() {
     assert_eq!(x, y);
     assert_eq!(x.replicas[0].entries.get(0).unwrap().id, "x");
 }
+
+#[test]
+fn borrowed_and_decoded_extracts_are_refused_alike() {
+    let mut p = node("p", 1);
+    let mut r = node("r", 1);
+    for i in 0..5 {
+        p.add("t", &format!("id-{i}"), Meta::online(i, b"data"))
+            .unwrap();
+        if i == 1 {
+            r.merge_state(&p).unwrap();
+        }
+    }
+    let refusals = |r: &mut Presence, x: &Extract<'_>| {
+        let before = (dump(r), r.context());
+        let borrowed = r.merge_extract(x);
+        assert_eq!((dump(r), r.context()), before);
+        let bytes = postcard::to_allocvec(x).unwrap();
+        let decoded: Extract<'_> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(r.merge_extract(&decoded), borrowed);
+        assert_eq!((dump(r), r.context()), before);
+        borrowed
+    };
+    // For a peer that knows nothing of p; r has it at clock 2.
+    let good = p.extract(&node("x", 1).context());
+    // Entries after the section's clock, or not after its `since`.
+    let mut short = good.clone();
+    short.replicas[0].clock = 3;
+    assert_eq!(
+        refusals(&mut r, &short),
+        Err(MergeError::ClockOutOfRange { clock: 4 })
+    );
+    let mut late = good.clone();
+    late.replicas[0].since = 2;
+    late.replicas[0].alive_before = vec![1, 2];
+    assert_eq!(
+        refusals(&mut r, &late),
+        Err(MergeError::ClockOutOfRange { clock: 1 })
+    );
+    // A receiver with tighter limits than the sender checks every entry.
+    let tight = Config {
+        max_data_len: 3,
+        ..cfg()
+    };
+    let mut small = Presence::new(ReplicaId::new("s", 1), tight).unwrap();
+    assert_eq!(
+        refusals(&mut small, &good),
+        Err(MergeError::DataTooLong { len: 4, max: 3 })
+    );
+    assert!(r.merge_extract(&good).is_ok());
+}

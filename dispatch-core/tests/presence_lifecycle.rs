@@ -415,3 +415,133 @@ fn bulk_calls_list_every_change_and_count_it() {
         2
     );
 }
+
+/// What the reads of `p` say of these types and ids: each type's entries in
+/// read order, and the entries of each id.
+type Reads = (Vec<Vec<(String, String, u32)>>, Vec<Vec<(String, String)>>);
+
+fn reads(p: &Presence, types: &[String], ids: &[String]) -> Reads {
+    let by_type = types
+        .iter()
+        .map(|ty| {
+            p.entries_of_type(ty)
+                .map(|e| {
+                    (
+                        e.id().to_string(),
+                        e.replica().name.to_string(),
+                        e.meta().slot,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let by_id = ids
+        .iter()
+        .map(|id| {
+            let mut v: Vec<(String, String)> = p
+                .entries_of_id(id)
+                .map(|e| (e.replica().name.to_string(), e.ty().to_string()))
+                .collect();
+            v.sort();
+            v
+        })
+        .collect();
+    (by_type, by_id)
+}
+
+#[test]
+fn large_merges_read_as_small_ones() {
+    // Types new to the receiver (with one member or many), types it has
+    // members in (getting one more or many), ids sharing their first eight
+    // bytes, ids too long to be stored inline.
+    let ty = |i: u32| match i % 4 {
+        _ if i % 60 == 59 => format!("one{}", i / 60 % 50),
+        0 => format!("shared{}", i % 5),
+        1 => format!("solo{i}"),
+        2 => "big".to_string(),
+        _ => format!("few{}", i % 40),
+    };
+    let key = |i: u32| match i % 3 {
+        0 => format!("prefix00{}", i % 1000),
+        1 => format!("{i}"),
+        _ => format!("an-id-too-long-to-be-stored-inline-{i}"),
+    };
+    let mut a = node("a", 1);
+    // `small` gets a's operations in deltas of a few hundred; `bulk` and
+    // `wire` get them in one extract, borrowed or decoded.
+    let mut small = node("b", 1);
+    for i in 0..40u32 {
+        let (t, k) = (ty(i * 7), key(i * 11));
+        if small.get("b", &t, &k).is_none() {
+            small.add(&t, &k, Meta::online(i, b"b")).unwrap();
+        }
+    }
+    for k in 0..50 {
+        small
+            .add(
+                &format!("one{k}"),
+                &format!("prefix00{k}"),
+                Meta::online(k, b""),
+            )
+            .unwrap();
+    }
+    let mut bulk = small.clone();
+    let mut wire = small.clone();
+    let (mut types, mut ids) = (Vec::new(), Vec::new());
+    let mut n = 0u32;
+    for round in 0..2 {
+        for _ in 0..3000 {
+            let (t, k) = (ty(n), key(n));
+            if a.get("a", &t, &k).is_none() {
+                a.add(&t, &k, Meta::online(n, &n.to_le_bytes())).unwrap();
+                types.push(t);
+                ids.push(k);
+            }
+            n += 1;
+            if n % 400 == 0 {
+                let d = a.take_delta().unwrap();
+                small.merge_delta(&d).unwrap();
+            }
+        }
+        if round == 1 {
+            // The second merge also removes some of the first one's entries.
+            for i in (0..3000).step_by(7) {
+                let _ = a.remove(&ty(i), &key(i));
+            }
+        }
+        if let Some(d) = a.take_delta() {
+            small.merge_delta(&d).unwrap();
+        }
+        let x = a.extract(&bulk.context());
+        assert!(x.replicas[0].entries.len() >= 1024, "a large merge");
+        let s = bulk.merge_extract(&x).unwrap();
+        transfer(&mut wire, &a);
+        let listed = |p: &Presence| {
+            let mut v: Vec<(bool, String, String)> = p
+                .changes()
+                .map(|c| {
+                    let join = c.kind == ChangeKind::Join;
+                    (join, c.entry.ty().to_string(), c.entry.id().to_string())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(listed(&bulk), listed(&wire));
+        assert_eq!(listed(&bulk).len(), (s.joins + s.leaves) as usize);
+        types.sort();
+        types.dedup();
+        ids.sort();
+        ids.dedup();
+        let want = reads(&small, &types, &ids);
+        assert_eq!(reads(&bulk, &types, &ids), want);
+        assert_eq!(reads(&wire, &types, &ids), want);
+        assert_eq!(dump(&bulk), dump(&small));
+        assert_eq!(bulk.stats(), small.stats());
+        for list in &want.0 {
+            assert!(list
+                .windows(2)
+                .all(|w| (&w[0].0, &w[0].1) < (&w[1].0, &w[1].1)));
+        }
+    }
+}

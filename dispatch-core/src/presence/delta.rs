@@ -8,7 +8,8 @@ use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
 use super::replica::ReplicaId;
-use super::{Presence, Summary};
+use super::store::Member;
+use super::{Config, Presence, Summary};
 
 /// The operations of one replica with clocks in `(start, end]`, compacted.
 ///
@@ -32,8 +33,12 @@ pub struct Delta<'a> {
     pub removes: Vec<u64>,
 }
 
-/// Merges inserting at least this many entries reserve room for their types.
-const BULK_TYPES: usize = 1024;
+/// Merges inserting at least this many entries reserve room for their
+/// types and insert in passes (see `Presence::insert_bulk`).
+const BULK: usize = 1024;
+
+/// The entries a large merge takes through each of its passes at a time.
+const CHUNK: usize = 1024;
 
 /// Where the data of a replica goes.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +94,7 @@ impl Presence {
                 need: d.start,
             });
         }
-        self.check_entries(&d.adds[..], d.start, d.end)?;
+        let runs = self.check_entries(&d.adds[..], d.start, d.end)?;
         check_increasing(&d.removes, 0, d.start)?;
         let max = self.config.max_entries_per_replica;
         if d.removes.len() > max as usize {
@@ -122,7 +127,7 @@ impl Presence {
         for i in doomed {
             self.remove_record(i, true);
         }
-        self.insert_all(s, &d.adds[..], c, new);
+        self.insert_all(s, &d.adds[..], c, new, runs);
         let slot = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live");
@@ -172,22 +177,46 @@ impl Presence {
     }
 
     /// Checks entries: clocks strictly increasing inside `(lo, hi]`, lengths,
-    /// previous refs, and no two sharing a (type, id).
+    /// previous refs, and no two sharing a (type, id). Returns a bound on the
+    /// types they name: how many runs of entries of one type they hold, or
+    /// for entries that need no checks (see `Seq::trusted`) the types of
+    /// the set they were read from.
     pub(crate) fn check_entries<'a, E: Seq<'a> + ?Sized>(
         &self,
         entries: &E,
         lo: u64,
         hi: u64,
-    ) -> Result<(), MergeError> {
+    ) -> Result<usize, MergeError> {
         let c = &self.config;
         if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,
             });
         }
+        if let Some(types) = entries.trusted(c) {
+            // Only the range can fail, and with increasing clocks the first
+            // entry out of it is the first one or the first after `hi`.
+            let n = entries.count();
+            let k = if n > 0 && entries.raw(0).clock <= lo {
+                0
+            } else {
+                entries.first_after(hi)
+            };
+            if k < n {
+                return Err(MergeError::ClockOutOfRange {
+                    clock: entries.raw(k).clock,
+                });
+            }
+            return Ok(types.min(n));
+        }
         let mut last = lo;
+        let (mut runs, mut last_ty) = (0, None);
         for k in 0..entries.count() {
             let e = entries.raw(k);
+            if last_ty != Some(e.ty) {
+                runs += 1;
+                last_ty = Some(e.ty);
+            }
             if e.clock <= lo || e.clock > hi {
                 return Err(MergeError::ClockOutOfRange { clock: e.clock });
             }
@@ -236,7 +265,7 @@ impl Presence {
                 seen.insert_unique(hash, (n as u32, hash), |&(_, mh)| mh);
             }
         }
-        Ok(())
+        Ok(runs)
     }
 
     /// Counts the entries after `c` to insert and checks that none collides
@@ -292,29 +321,24 @@ impl Presence {
     }
 
     /// Inserts the `new` entries after clock `c` into replica slot `s`.
+    /// `runs`, from [`check_entries`](Self::check_entries), bounds the types
+    /// they add.
     pub(crate) fn insert_all<'a, E: Seq<'a> + ?Sized>(
         &mut self,
         s: u32,
         entries: &E,
         c: u64,
         new: usize,
+        runs: usize,
     ) {
         self.reserve(s, new);
-        let h = self.hasher;
         let first = entries.first_after(c);
-        if new >= BULK_TYPES {
-            // Runs of one type bound the types this adds.
-            let mut runs = 0;
-            let mut prev: Option<&[u8]> = None;
-            for k in first..entries.count() {
-                let ty = entries.raw(k).ty;
-                if prev != Some(ty) {
-                    runs += 1;
-                    prev = Some(ty);
-                }
-            }
-            self.reserve_types(runs);
+        if new >= BULK {
+            self.reserve_types(runs.min(new));
+            self.insert_bulk(s, entries, first, new);
+            return;
         }
+        let h = self.hasher;
         // Runs of entries of one type intern it once.
         let mut last: Option<(&[u8], u32)> = None;
         for k in first..entries.count() {
@@ -326,6 +350,75 @@ impl Presence {
             last = Some((e.ty, t));
             self.insert_hashed(s, t, e.id, h.bytes(e.id), e.clock, e.prev, e.meta, None);
         }
+    }
+
+    /// [`insert_all`](Self::insert_all) of the `new` entries from position
+    /// `first` on, with room reserved (types too), in passes over chunks of
+    /// [`CHUNK`] entries: their types are interned, then their records go in
+    /// (a type created for an entry getting it as first member), then their
+    /// ids are indexed; last, the members of the types that had some are
+    /// added, type by type. Entry by entry, the stores to many tables fill
+    /// the store buffer and every cache miss stalls; a pass over one table
+    /// lets its misses overlap, and a chunk's worth of state stays in cache.
+    /// The slab, type and member slots, and the changes, end up as entry by
+    /// entry.
+    fn insert_bulk<'a, E: Seq<'a> + ?Sized>(
+        &mut self,
+        s: u32,
+        entries: &E,
+        first: usize,
+        new: usize,
+    ) {
+        let h = self.hasher;
+        let chunk = CHUNK.min(new);
+        // Per entry of a chunk: its type and whether it was created for it.
+        let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
+        // Per entry of a chunk: its slab index and id hash.
+        let mut ids: Vec<(u32, u32)> = Vec::with_capacity(chunk);
+        // (type, member) of the entries of types that were not created
+        // for them: they are added to their members last.
+        let mut later: Vec<(u32, Member)> = Vec::new();
+        // Runs of entries of one type intern it once. The hashes are
+        // compared first: where types change at every entry, comparing the
+        // names would cost a call each.
+        let mut last: Option<(u32, &[u8], u32)> = None;
+        let mut from = first;
+        while from < entries.count() {
+            let to = entries.count().min(from + CHUNK);
+            tys.clear();
+            for k in from..to {
+                let ty = entries.raw(k).ty;
+                let th = h.bytes(ty) as u32;
+                let (t, created) = match last {
+                    Some((lh, l, t)) if lh == th && l == ty => (t, false),
+                    _ => match self.find_type_h(ty, th) {
+                        Some(t) => (t, false),
+                        None => (self.new_type(ty, th), true),
+                    },
+                };
+                last = Some((th, ty, t));
+                tys.push((t, created));
+            }
+            ids.clear();
+            for (k, &(t, created)) in (from..to).zip(&tys) {
+                let e = entries.raw(k);
+                let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
+                // A type created for this entry has no members: no need to
+                // read it (for a type that had some, that is a cache miss).
+                if created {
+                    self.first_member(t, i, e.id);
+                } else {
+                    later.push((t, Member::new(i, e.id)));
+                }
+                ids.push((i, h.bytes(e.id) as u32));
+            }
+            for &(i, ih) in &ids {
+                self.index_id(i, ih);
+            }
+            from = to;
+        }
+        later.sort_unstable_by_key(|&(t, m)| (t, m.idx));
+        self.add_later(s, &later);
     }
 
     /// Our records of replica `r` with clocks in `(lo, hi]`, by clock.
@@ -353,6 +446,9 @@ pub(crate) trait Seq<'a> {
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.
     fn unique_keys(&self) -> bool;
+    /// `Some(bound on the types they name)` if the entries are known to pass
+    /// every per-entry check under `config` but the clock range.
+    fn trusted(&self, config: &Config) -> Option<usize>;
 }
 
 impl<'a> Seq<'a> for [WireEntry<'a>] {
@@ -368,6 +464,9 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
     fn unique_keys(&self) -> bool {
         false
     }
+    fn trusted(&self, _: &Config) -> Option<usize> {
+        None
+    }
 }
 
 impl<'a> Seq<'a> for Entries<'a> {
@@ -382,6 +481,9 @@ impl<'a> Seq<'a> for Entries<'a> {
     }
     fn unique_keys(&self) -> bool {
         self.is_local()
+    }
+    fn trusted(&self, config: &Config) -> Option<usize> {
+        Entries::trusted(self, config)
     }
 }
 

@@ -6,7 +6,7 @@ use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::entry::{Raw, WireEntry};
-use super::Presence;
+use super::{Config, Presence};
 
 /// A sequence of entries by increasing clock, as an extract section holds
 /// them. [`Presence::extract`] makes them without copying anything but slab
@@ -80,6 +80,25 @@ impl<'a> Entries<'a> {
     /// two share a (type, id).
     pub(crate) fn is_local(&self) -> bool {
         matches!(self.0, Repr::Local { .. })
+    }
+
+    /// For entries read from a set whose length limits are within
+    /// `config`'s, the number of types that set holds (a bound on the types
+    /// they name); else `None`. Such entries pass the per-entry checks of a
+    /// merge: the set stored only entries within its limits whose previous
+    /// ref is below their clock, and reads a replica's entries by
+    /// increasing clock.
+    pub(crate) fn trusted(&self, config: &Config) -> Option<usize> {
+        match &self.0 {
+            Repr::Local { set, .. } => {
+                let c = &set.config;
+                let within = c.max_type_len <= config.max_type_len
+                    && c.max_id_len <= config.max_id_len
+                    && c.max_data_len <= config.max_data_len;
+                within.then(|| set.types.len() - set.free_types.len())
+            }
+            Repr::Wire(_) => None,
+        }
     }
 
     /// The position of the first entry with a clock above `clock`.

@@ -116,19 +116,33 @@ pub(crate) enum Bytes {
 const _: () = assert!(core::mem::size_of::<Bytes>() == 24);
 
 impl Bytes {
-    /// `a` then `b`.
-    pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
+    /// No bytes, stored inline.
+    pub(crate) const EMPTY: Bytes = Bytes::Inline {
+        buf: [0; INLINE],
+        len: Len::L0,
+    };
+
+    /// Makes these bytes `a` then `b`, copying them in place. Hot paths
+    /// store a record with [`EMPTY`](Self::EMPTY) bytes and then set them:
+    /// bytes copied into a buffer that is then moved whole would make the
+    /// move wait for every pending store to land.
+    #[inline]
+    pub(crate) fn set_concat(&mut self, a: &[u8], b: &[u8]) {
         let n = a.len() + b.len();
         if n <= INLINE {
-            let mut buf = [0u8; INLINE];
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..n].copy_from_slice(b);
-            Bytes::Inline { buf, len: LENS[n] }
+            *self = Bytes::Inline {
+                buf: [0; INLINE],
+                len: LENS[n],
+            };
+            if let Bytes::Inline { buf, .. } = self {
+                buf[..a.len()].copy_from_slice(a);
+                buf[a.len()..n].copy_from_slice(b);
+            }
         } else {
             let mut v = Vec::with_capacity(n);
             v.extend_from_slice(a);
             v.extend_from_slice(b);
-            Bytes::Heap(v.into_boxed_slice())
+            *self = Bytes::Heap(v.into_boxed_slice());
         }
     }
 
@@ -165,8 +179,11 @@ const _: () = assert!(super::config::MAX_LEN < OFFLINE);
 const _: () = assert!(core::mem::size_of::<Option<Record>>() == 56);
 
 impl Record {
-    /// A record of `id` with metadata `meta`.
-    pub(crate) fn new(
+    /// A record of `id` with metadata `meta`, but with no bytes yet: set
+    /// them in place with [`set_bytes`](Self::set_bytes) (see
+    /// [`Bytes::set_concat`]).
+    #[inline]
+    pub(crate) fn blank(
         id: &[u8],
         meta: Meta<'_>,
         clock: u64,
@@ -179,7 +196,7 @@ impl Record {
             State::Offline => OFFLINE,
         };
         Record {
-            bytes: Bytes::concat(id, meta.data),
+            bytes: Bytes::EMPTY,
             clock,
             prev,
             replica,
@@ -187,6 +204,12 @@ impl Record {
             slot: meta.slot,
             id_len: id.len() as u32 | state,
         }
+    }
+
+    /// Stores the id and data of a [`blank`](Self::blank) record.
+    #[inline]
+    pub(crate) fn set_bytes(&mut self, id: &[u8], data: &[u8]) {
+        self.bytes.set_concat(id, data);
     }
 
     fn id_len(&self) -> usize {
@@ -249,7 +272,9 @@ mod tests {
         for a in 0..=30 {
             for b in 0..=10 {
                 let (x, y) = (&src[..a], &src[a..a + b]);
-                assert_eq!(Bytes::concat(x, y).as_slice(), &src[..a + b], "{a} + {b}");
+                let mut bytes = Bytes::EMPTY;
+                bytes.set_concat(x, y);
+                assert_eq!(bytes.as_slice(), &src[..a + b], "{a} + {b}");
             }
         }
     }

@@ -92,7 +92,7 @@ impl Presence {
                 continue;
             }
             // Sections we skip are not read further, so they need no more checks.
-            self.check_entries(&sec.entries, sec.since, sec.clock)?;
+            let runs = self.check_entries(&sec.entries, sec.since, sec.clock)?;
             check_increasing(&sec.alive_before, 0, sec.since)?;
             let max = self.config.max_entries_per_replica;
             if sec.alive_before.len() > max as usize {
@@ -118,6 +118,7 @@ impl Presence {
                 c,
                 doomed,
                 new,
+                runs,
             });
         }
         let max = self.config.max_replicas;
@@ -131,7 +132,7 @@ impl Presence {
             for i in p.doomed {
                 self.remove_record(i, true);
             }
-            self.insert_all(s, &sec.entries, p.c, p.new);
+            self.insert_all(s, &sec.entries, p.c, p.new, p.runs);
             let slot = self.replicas[s as usize]
                 .as_mut()
                 .expect("target slot is live");
@@ -231,4 +232,6 @@ struct Plan {
     c: u64,
     doomed: Vec<u32>,
     new: usize,
+    /// Runs of entries of one type in the section.
+    runs: usize,
 }

@@ -62,7 +62,7 @@ use entry::Record;
 use generations::Window;
 use hash::Keyed;
 use replica::ReplicaSlot;
-use store::{ChangeRec, Member, Slot, TypeRec};
+use store::{ChangeRec, Slot, TypeRec};
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -88,8 +88,9 @@ pub struct Summary {
 /// Storage: a slab of entry records addressed by `u32`, each holding its id
 /// and user data itself when they fit in 23 bytes; interned types (short
 /// names held inline) in a keyed-hash index, each with its members in the
-/// deterministic read order, every member carrying the first eight bytes of
-/// its id so that ordering seldom reads a record; per-replica entry lists
+/// deterministic read order (one held in the type record, more in a vector
+/// whose header is held there), every member carrying the first eight bytes
+/// of its id so that ordering seldom reads a record; per-replica entry lists
 /// by clock, so that down, up and purge cost time in proportion to that
 /// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
 /// index plus 32 bits of the hash, so that growing it never reads the
@@ -174,7 +175,7 @@ impl Presence {
         // that rules out a duplicate.
         let mut at = None;
         if let Some(t) = t {
-            match self.member_pos(t, Member::new(0, id), id, ME) {
+            match self.member_pos(t, id, ME) {
                 Ok(_) => return Err(OpError::AlreadyExists),
                 Err(pos) => at = Some(pos),
             }

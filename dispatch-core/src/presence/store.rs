@@ -1,6 +1,5 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
@@ -20,6 +19,13 @@ const BULK_MIN: usize = 4096;
 /// Types with at most this many members are scanned rather than searched
 /// when a member leaves.
 const SCAN_MAX: usize = 64;
+
+/// Batches of more than this many new members of one type are sorted and
+/// merged into its members rather than inserted one by one.
+const MERGE_MIN: usize = 16;
+
+/// Types searched together by [`Presence::add_later`].
+const WINDOW: usize = 16;
 
 /// One recorded change of the last mutating call.
 #[derive(Debug, Clone, Copy)]
@@ -46,11 +52,17 @@ pub(crate) struct Member {
     key: [u32; 2],
 }
 
+/// The first eight bytes of an id as a number (big-endian, zero-padded):
+/// where two differ, the ids are ordered as these numbers are.
+#[inline]
+pub(crate) fn id_prefix(id: &[u8]) -> u64 {
+    tail_le(&id[..id.len().min(8)]).swap_bytes()
+}
+
 impl Member {
+    #[inline]
     pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
-        let n = id.len().min(8);
-        // The big-endian value of the first eight bytes, zero-padded.
-        let k = tail_le(&id[..n]).swap_bytes();
+        let k = id_prefix(id);
         Member {
             idx,
             key: [(k >> 32) as u32, k as u32],
@@ -66,18 +78,18 @@ impl Member {
 }
 
 /// The members of a type in read order. One member, the common case for
-/// types named after an instance, needs no allocation; two or more live
-/// behind one pointer, so that the many one-member types stay small.
+/// types named after an instance, needs no allocation; two or more live in
+/// a vector held inline (the enum is no larger than the vector), so that
+/// reaching them is one pointer away from the type record, not two.
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
     Empty,
     One(Member),
-    // Boxed so that this enum, and every type record, stays small.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Member>>),
+    Many(Vec<Member>),
 }
 
-const _: () = assert!(core::mem::size_of::<Members>() <= 16);
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Members>() <= 24);
 
 impl Members {
     pub(crate) fn as_slice(&self) -> &[Member] {
@@ -88,6 +100,8 @@ impl Members {
         }
     }
 
+    // Always inlined, for the reason given at `Presence::put_record`.
+    #[inline(always)]
     fn insert(&mut self, pos: usize, value: Member) {
         match self {
             Members::Empty => *self = Members::One(value),
@@ -95,10 +109,17 @@ impl Members {
                 let mut v = Vec::with_capacity(2);
                 v.push(*x);
                 v.insert(pos, value);
-                *self = Members::Many(Box::new(v));
+                *self = Members::Many(v);
             }
             Members::Many(v) => v.insert(pos, value),
         }
+    }
+
+    /// The members of `v`, which is in read order.
+    fn from_vec(v: Vec<Member>) -> Self {
+        let mut m = Members::Many(v);
+        m.normalize();
+        m
     }
 
     /// Leaves a `Many` with two or more members, else the smaller forms.
@@ -339,7 +360,7 @@ impl Presence {
     pub(crate) fn find_key(&self, replica: u32, ty: u32, id: &[u8]) -> Option<u32> {
         // The members of a type are ordered by (id, replica): the key is a
         // search there.
-        let at = self.member_pos(ty, Member::new(0, id), id, replica).ok()?;
+        let at = self.member_pos(ty, id, replica).ok()?;
         Some(self.members(ty)[at].idx)
     }
 
@@ -453,10 +474,13 @@ impl Presence {
 
     /// Interns a type name known to be absent, whose hash is `h`.
     pub(crate) fn new_type(&mut self, name: &[u8], h: u32) -> u32 {
-        let tr = TypeRec {
-            name: Bytes::concat(name, b""),
+        // A constant, stored whole; the name is copied in place (see
+        // `Bytes::set_concat`).
+        const BLANK: TypeRec = TypeRec {
+            name: Bytes::EMPTY,
             members: Members::Empty,
         };
+        let tr = BLANK;
         let t = match self.free_types.pop() {
             Some(t) => {
                 self.types[t as usize] = Some(tr);
@@ -467,6 +491,9 @@ impl Presence {
                 (self.types.len() - 1) as u32
             }
         };
+        if let Some(tr) = &mut self.types[t as usize] {
+            tr.name.set_concat(name, b"");
+        }
         self.type_idx
             .insert_unique(spread(h), (t, h), |&(_, hh)| spread(hh));
         t
@@ -493,8 +520,8 @@ impl Presence {
 
     /// Orders a member against a member key: by id, then replica name, then
     /// incarnation. Every node derives the same order from the same set.
-    fn member_cmp(&self, m: Member, key: Member, id: &[u8], name: &str, inc: u64) -> Ordering {
-        match m.prefix().cmp(&key.prefix()) {
+    fn member_cmp(&self, m: Member, prefix: u64, id: &[u8], name: &str, inc: u64) -> Ordering {
+        match m.prefix().cmp(&prefix) {
             Ordering::Equal => {}
             other => return other,
         }
@@ -507,18 +534,16 @@ impl Presence {
         })
     }
 
-    /// Where the member `key` (`id` of replica slot `replica`) is, or would
-    /// go, in type `t`.
-    pub(crate) fn member_pos(
-        &self,
-        t: u32,
-        key: Member,
-        id: &[u8],
-        replica: u32,
-    ) -> Result<usize, usize> {
+    /// Where the member for `id` of replica slot `replica` is, or would go,
+    /// in type `t`.
+    pub(crate) fn member_pos(&self, t: u32, id: &[u8], replica: u32) -> Result<usize, usize> {
+        // The prefix is computed here, in a register: a `Member` built by
+        // the caller would be stored in halves and reloaded whole, a load
+        // that waits for every pending store (the index writes) to land.
+        let prefix = id_prefix(id);
         let rid = &self.replica(replica).id;
         self.members(t)
-            .binary_search_by(|&m| self.member_cmp(m, key, id, &rid.name, rid.incarnation))
+            .binary_search_by(|&m| self.member_cmp(m, prefix, id, &rid.name, rid.incarnation))
     }
 
     /// The members of the live type `t`, in read order.
@@ -562,7 +587,57 @@ impl Presence {
         meta: Meta<'_>,
         at: Option<usize>,
     ) -> u32 {
-        let record = Record::new(id, meta, clock, prev, r, t);
+        let i = self.store_record(r, t, id, clock, prev, meta, at);
+        self.index_id(i, id_hash as u32);
+        i
+    }
+
+    /// Stores a new record of replica `r` in the interned type `t`, in its
+    /// type's members and its replica's list, and reports it as a join when
+    /// `r` is up; the index by id is left to [`index_id`](Self::index_id).
+    /// `at` is the member position in `t` when the caller has searched it
+    /// already. Returns the record's slab index.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn store_record(
+        &mut self,
+        r: u32,
+        t: u32,
+        id: &[u8],
+        clock: u64,
+        prev: u64,
+        meta: Meta<'_>,
+        at: Option<usize>,
+    ) -> u32 {
+        let i = self.put_record(r, t, id, clock, prev, meta);
+        let at = at.unwrap_or_else(|| match self.member_pos(t, id, r) {
+            Ok(at) | Err(at) => at,
+        });
+        self.types[t as usize]
+            .as_mut()
+            .expect("just interned")
+            .members
+            .insert(at, Member::new(i, id));
+        i
+    }
+
+    /// [`store_record`](Self::store_record) but for the members of its type:
+    /// the caller adds it there, with [`add_members`](Self::add_members) or
+    /// [`first_member`](Self::first_member).
+    // Always inlined: as a call, its by-value arguments go through the
+    // stack, and reloading them wide waits for every pending store to land.
+    #[inline(always)]
+    pub(crate) fn put_record(
+        &mut self,
+        r: u32,
+        t: u32,
+        id: &[u8],
+        clock: u64,
+        prev: u64,
+        meta: Meta<'_>,
+    ) -> u32 {
+        // The bytes are copied in place (see `Bytes::set_concat`).
+        let record = Record::blank(id, meta, clock, prev, r, t);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slab[i as usize] = Some(record);
@@ -573,24 +648,149 @@ impl Presence {
                 (self.slab.len() - 1) as u32
             }
         };
-        let ih = id_hash as u32;
-        self.id_idx
-            .insert_unique(spread(ih), (i, ih), |&(_, hh)| spread(hh));
-        let key = Member::new(i, id);
-        let at = at.unwrap_or_else(|| match self.member_pos(t, key, id, r) {
-            Ok(at) | Err(at) => at,
-        });
-        self.types[t as usize]
-            .as_mut()
-            .expect("just interned")
-            .members
-            .insert(at, key);
+        if let Some(x) = &mut self.slab[i as usize] {
+            x.set_bytes(id, meta.data);
+        }
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.insert(clock, i);
         if s.up {
             self.push_join(i);
         }
         i
+    }
+
+    /// Makes the stored record `i` (with this `id`) the only member of type
+    /// `t`, which has none (it was just interned): this needs no search.
+    pub(crate) fn first_member(&mut self, t: u32, i: u32, id: &[u8]) {
+        let tr = self.types[t as usize].as_mut().expect("live type");
+        debug_assert!(tr.members.as_slice().is_empty());
+        tr.members = Members::One(Member::new(i, id));
+    }
+
+    /// Adds the stored records of replica slot `r` in `later`, (type,
+    /// member) pairs sorted by type and not yet members, to the members of
+    /// their types. A type given one record (the common case) has it
+    /// searched for in a window of such types: the first loads of each
+    /// search (the type's member list, its middle member) do not depend on
+    /// another search, so they are issued together and their cache misses
+    /// overlap; the record itself is read only where id prefixes tie.
+    pub(crate) fn add_later(&mut self, r: u32, later: &[(u32, Member)]) {
+        let mut single: Vec<(u32, Member)> = Vec::new();
+        let mut list: Vec<u32> = Vec::new();
+        for group in later.chunk_by(|a, b| a.0 == b.0) {
+            if let [one] = group {
+                single.push(*one);
+            } else {
+                list.clear();
+                list.extend(group.iter().map(|&(_, m)| m.idx));
+                self.add_members(group[0].0, &list);
+            }
+        }
+        let rid = &self.replica(r).id;
+        let (name, inc) = (rid.name.clone(), rid.incarnation);
+        let mut at: Vec<usize> = Vec::with_capacity(WINDOW);
+        for window in single.chunks(WINDOW) {
+            at.clear();
+            let keys: Vec<(&[Member], u64)> = window
+                .iter()
+                .map(|&(t, _)| {
+                    let m = self.members(t);
+                    (m, m.get(m.len() / 2).map_or(0, Member::prefix))
+                })
+                .collect();
+            for (&(m, mid), &(_, key)) in keys.iter().zip(window) {
+                let prefix = key.prefix();
+                let cmp = |&y: &Member| match y.prefix().cmp(&prefix) {
+                    Ordering::Equal => {
+                        let id = self.record(key.idx).id_bytes();
+                        self.member_cmp(y, prefix, id, &name, inc)
+                    }
+                    other => other,
+                };
+                // The middle member's prefix, loaded above, often settles
+                // which half to search.
+                let half = m.len() / 2;
+                let pos = if prefix < mid {
+                    m[..half].binary_search_by(cmp)
+                } else if prefix > mid {
+                    m[half..]
+                        .binary_search_by(cmp)
+                        .map(|p| p + half)
+                        .map_err(|p| p + half)
+                } else {
+                    m.binary_search_by(cmp)
+                };
+                at.push(match pos {
+                    Ok(p) | Err(p) => p,
+                });
+            }
+            drop(keys);
+            for (&(t, key), &p) in window.iter().zip(&at) {
+                self.types[t as usize]
+                    .as_mut()
+                    .expect("live type")
+                    .members
+                    .insert(p, key);
+            }
+        }
+    }
+
+    /// Adds the stored records `list` (slab indexes, not yet members) to the
+    /// members of type `t`. A few are searched for one by one; more are
+    /// sorted and merged with the members in one pass, so that a large
+    /// merge into one type costs `n log n`, not `n` squared moves.
+    pub(crate) fn add_members(&mut self, t: u32, list: &[u32]) {
+        if list.len() <= MERGE_MIN {
+            for &i in list {
+                let x = self.record(i);
+                let at = match self.member_pos(t, x.id_bytes(), x.replica) {
+                    Ok(at) | Err(at) => at,
+                };
+                let key = Member::new(i, x.id_bytes());
+                self.types[t as usize]
+                    .as_mut()
+                    .expect("live type")
+                    .members
+                    .insert(at, key);
+            }
+            return;
+        }
+        let mut add: Vec<Member> = list
+            .iter()
+            .map(|&i| Member::new(i, self.record(i).id_bytes()))
+            .collect();
+        add.sort_unstable_by(|&a, &b| self.member_order(a, b));
+        let tr = self.types[t as usize].as_mut().expect("live type");
+        let taken = core::mem::replace(&mut tr.members, Members::Empty);
+        let old = taken.as_slice();
+        let mut all = Vec::with_capacity(old.len() + add.len());
+        let (mut x, mut y) = (0, 0);
+        while x < old.len() && y < add.len() {
+            if self.member_order(old[x], add[y]) == Ordering::Less {
+                all.push(old[x]);
+                x += 1;
+            } else {
+                all.push(add[y]);
+                y += 1;
+            }
+        }
+        all.extend_from_slice(&old[x..]);
+        all.extend_from_slice(&add[y..]);
+        self.types[t as usize].as_mut().expect("live type").members = Members::from_vec(all);
+    }
+
+    /// The read order of two members.
+    fn member_order(&self, a: Member, b: Member) -> Ordering {
+        let y = self.record(b.idx);
+        let rid = &self.replica(y.replica).id;
+        self.member_cmp(a, b.prefix(), y.id_bytes(), &rid.name, rid.incarnation)
+    }
+
+    /// Adds the stored record `i`, whose id hashes to `id_hash` (low 32
+    /// bits), to the index by id.
+    pub(crate) fn index_id(&mut self, i: u32, id_hash: u32) {
+        self.id_idx
+            .insert_unique(spread(id_hash), (i, id_hash), |&(_, hh)| spread(hh));
     }
 
     /// Removes a record; reports it as a leave when its replica is up and
@@ -615,7 +815,7 @@ impl Presence {
         let at = if members.len() <= SCAN_MAX {
             members.iter().position(|m| m.idx == i).ok_or(0)
         } else {
-            self.member_pos(t, Member::new(i, x.id_bytes()), x.id_bytes(), r)
+            self.member_pos(t, x.id_bytes(), r)
         };
         if let Ok(at) = at {
             let tr = self.types[t as usize]
