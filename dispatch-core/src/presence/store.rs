@@ -613,12 +613,19 @@ impl Presence {
         let at = at.unwrap_or_else(|| match self.member_pos(t, id, r) {
             Ok(at) | Err(at) => at,
         });
+        self.insert_member(t, at, Member::new(i, id));
+        i
+    }
+
+    /// Puts `key` at position `at` among the members of the live type `t`.
+    // Always inlined, for the reason given at `put_record`.
+    #[inline(always)]
+    fn insert_member(&mut self, t: u32, at: usize, key: Member) {
         self.types[t as usize]
             .as_mut()
-            .expect("just interned")
+            .expect("a record's type is live")
             .members
-            .insert(at, Member::new(i, id));
-        i
+            .insert(at, key);
     }
 
     /// [`store_record`](Self::store_record) but for the members of its type:
@@ -726,11 +733,7 @@ impl Presence {
             }
             drop(keys);
             for (&(t, key), &p) in window.iter().zip(&at) {
-                self.types[t as usize]
-                    .as_mut()
-                    .expect("live type")
-                    .members
-                    .insert(p, key);
+                self.insert_member(t, p, key);
             }
         }
     }
@@ -747,11 +750,7 @@ impl Presence {
                     Ok(at) | Err(at) => at,
                 };
                 let key = Member::new(i, x.id_bytes());
-                self.types[t as usize]
-                    .as_mut()
-                    .expect("live type")
-                    .members
-                    .insert(at, key);
+                self.insert_member(t, at, key);
             }
             return;
         }
