@@ -545,3 +545,73 @@ fn large_merges_read_as_small_ones() {
         }
     }
 }
+
+#[test]
+fn updates_keep_previous_refs_and_bytes_of_every_length_through_merges() {
+    // Ids, data and type names short enough to sit inside the records and
+    // long enough to be allocated, with and without a previous ref.
+    let long_type = "a-service-type-name-past-the-inline-limit";
+    let long_id = "an-instance-id-of-some-length-0123456789";
+    let long_data = [7u8; 40];
+    let cases: [(&str, &str, &[u8]); 6] = [
+        ("up", "x", b""),
+        ("up", "y", b"0123456789"),
+        ("up", long_id, b"d"),
+        (long_type, "x", &long_data),
+        (long_type, long_id, &long_data),
+        ("fifteen-bytes-t", "fifteen-bytes-i", b"15"),
+    ];
+    let mut a = node("a", 1);
+    // By borrowed deltas, by deltas through the wire format, and by a
+    // state transfer.
+    let (mut b, mut c, mut d) = (node("b", 1), node("c", 1), node("d", 1));
+    for &(ty, id, data) in &cases {
+        a.add(ty, id, Meta::online(1, data)).unwrap();
+    }
+    b.merge_delta(&a.take_delta().unwrap()).unwrap();
+    let bytes = postcard::to_allocvec(&a.catch_up(0).unwrap()).unwrap();
+    deliver(&mut d, &bytes, None);
+    let mut added = Vec::new();
+    for &(ty, id, data) in &cases {
+        added.push(a.get("a", ty, id).unwrap().reference());
+        let offline = Meta {
+            state: State::Offline,
+            slot: 2,
+            data,
+        };
+        a.update(ty, id, offline).unwrap().unwrap();
+    }
+    let bytes = postcard::to_allocvec(&a.catch_up(a.clock() - 6).unwrap()).unwrap();
+    b.merge_delta(&a.take_delta().unwrap()).unwrap();
+    deliver(&mut d, &bytes, None);
+    c.merge_state(&a).unwrap();
+    for p in [&a, &b, &c, &d] {
+        for (&(ty, id, data), &was) in cases.iter().zip(&added) {
+            let e = p.get("a", ty, id).unwrap();
+            assert_eq!((e.ty(), e.id()), (ty, id));
+            assert_eq!(e.meta().data, data, "{ty}/{id}");
+            assert_eq!((e.meta().state, e.meta().slot), (State::Offline, 2));
+            assert_eq!(e.prev(), Some(was), "{ty}/{id} keeps the ref it replaced");
+            assert!(e.reference().clock > was.clock);
+        }
+        assert_eq!(p.entries_of_type(long_type).count(), 2);
+        assert_eq!(p.entries_of_id(long_id).count(), 2);
+    }
+    // A removed updated entry stays viewable, previous ref and all, until
+    // the next call.
+    let (ty, id, data) = cases[4];
+    a.remove(ty, id).unwrap();
+    let gone = a.changes().next().unwrap();
+    assert_eq!(gone.kind, ChangeKind::Leave);
+    assert_eq!((gone.entry.ty(), gone.entry.id()), (ty, id));
+    assert_eq!(gone.entry.meta().data, data);
+    assert_eq!(gone.entry.prev(), Some(added[4]));
+    // Only the bytes the user chose count as strings: the ids and data
+    // left, the three type names and the replica name.
+    let kept: usize = [0, 1, 2, 3, 5]
+        .iter()
+        .map(|&k| cases[k].1.len() + cases[k].2.len())
+        .sum();
+    let names = "up".len() + long_type.len() + "fifteen-bytes-t".len() + "a".len();
+    assert_eq!(a.stats().string_bytes, kept + names);
+}

@@ -122,13 +122,13 @@ impl Bytes {
         len: Len::L0,
     };
 
-    /// Makes these bytes `a` then `b`, copying them in place. Hot paths
-    /// store a record with [`EMPTY`](Self::EMPTY) bytes and then set them:
-    /// bytes copied into a buffer that is then moved whole would make the
-    /// move wait for every pending store to land.
+    /// Makes these bytes `a`, `b` then `c`, copying them in place. Hot
+    /// paths store a record with [`EMPTY`](Self::EMPTY) bytes and then set
+    /// them: bytes copied into a buffer that is then moved whole would make
+    /// the move wait for every pending store to land.
     #[inline]
-    pub(crate) fn set_concat(&mut self, a: &[u8], b: &[u8]) {
-        let n = a.len() + b.len();
+    pub(crate) fn set_concat(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+        let n = a.len() + b.len() + c.len();
         if n <= INLINE {
             *self = Bytes::Inline {
                 buf: [0; INLINE],
@@ -136,12 +136,14 @@ impl Bytes {
             };
             if let Bytes::Inline { buf, .. } = self {
                 buf[..a.len()].copy_from_slice(a);
-                buf[a.len()..n].copy_from_slice(b);
+                buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+                buf[a.len() + b.len()..n].copy_from_slice(c);
             }
         } else {
             let mut v = Vec::with_capacity(n);
             v.extend_from_slice(a);
             v.extend_from_slice(b);
+            v.extend_from_slice(c);
             *self = Bytes::Heap(v.into_boxed_slice());
         }
     }
@@ -155,33 +157,93 @@ impl Bytes {
     }
 }
 
-/// One stored entry. The id and the user data are stored together.
+/// The most bytes of a type name stored in its type record itself.
+const NAME_INLINE: usize = 15;
+
+/// A type name: in the type record when short (service type names are),
+/// else in one allocation reached through a thin box, so that a type
+/// record stays small. Sixteen bytes, the niche of [`Len`] tagging it.
+#[derive(Debug, Clone)]
+pub(crate) enum Name {
+    Inline { buf: [u8; NAME_INLINE], len: Len },
+    Heap(Box<Box<[u8]>>),
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Name>() == 16);
+
+impl Name {
+    /// No bytes, stored inline.
+    pub(crate) const EMPTY: Name = Name::Inline {
+        buf: [0; NAME_INLINE],
+        len: Len::L0,
+    };
+
+    /// Makes the name `b`, copying it in place (see [`Bytes::set_concat`]).
+    #[inline]
+    pub(crate) fn set(&mut self, b: &[u8]) {
+        if b.len() <= NAME_INLINE {
+            *self = Name::Inline {
+                buf: [0; NAME_INLINE],
+                len: LENS[b.len()],
+            };
+            if let Name::Inline { buf, .. } = self {
+                buf[..b.len()].copy_from_slice(b);
+            }
+        } else {
+            *self = Name::Heap(Box::new(b.into()));
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Name::Inline { buf, len } => &buf[..*len as usize],
+            Name::Heap(b) => b,
+        }
+    }
+}
+
+/// One stored entry. The id and the user data are stored together, and
+/// so is the previous ref of an entry that replaced another: most entries
+/// have none, and keeping it out of the fixed part keeps a record at 48
+/// bytes, the bulk of a large set.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
-    /// `id` bytes then `data` bytes.
+    /// `id` bytes, then `data` bytes, then for a record with [`HAS_PREV`]
+    /// set the previous clock (eight bytes, little-endian).
     pub(crate) bytes: Bytes,
     pub(crate) clock: u64,
-    pub(crate) prev: u64,
     /// Replica slot.
     pub(crate) replica: u32,
     /// Interned type slot.
     pub(crate) ty: u32,
     pub(crate) slot: u32,
-    /// The id's length, with [`OFFLINE`] set for [`State::Offline`].
+    /// The id's length, with [`OFFLINE`] set for [`State::Offline`] and
+    /// [`HAS_PREV`] for a record that replaced another.
     id_len: u32,
 }
 
 /// The bit of `Record::id_len` that holds the state; lengths stay below it.
 const OFFLINE: u32 = 1 << 31;
 
-const _: () = assert!(super::config::MAX_LEN < OFFLINE);
+/// The bit of `Record::id_len` set when the bytes end with a previous clock.
+const HAS_PREV: u32 = 1 << 30;
+
+/// The bits of `Record::id_len` that are not the length.
+const FLAGS: u32 = OFFLINE | HAS_PREV;
+
+/// The bytes a previous clock takes at the end of a record's bytes.
+const PREV_LEN: usize = 8;
+
+const _: () = assert!(super::config::MAX_LEN < HAS_PREV);
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Option<Record>>() == 56);
+const _: () = assert!(core::mem::size_of::<Option<Record>>() == 48);
 
 impl Record {
-    /// A record of `id` with metadata `meta`, but with no bytes yet: set
-    /// them in place with [`set_bytes`](Self::set_bytes) (see
-    /// [`Bytes::set_concat`]).
+    /// A record of `id` with metadata `meta` and previous clock `prev` (0
+    /// for none), but with no bytes yet: set them in place with
+    /// [`set_bytes`](Self::set_bytes) (see [`Bytes::set_concat`]).
     #[inline]
     pub(crate) fn blank(
         id: &[u8],
@@ -195,25 +257,40 @@ impl Record {
             State::Online => 0,
             State::Offline => OFFLINE,
         };
+        let has_prev = if prev == 0 { 0 } else { HAS_PREV };
         Record {
             bytes: Bytes::EMPTY,
             clock,
-            prev,
             replica,
             ty,
             slot: meta.slot,
-            id_len: id.len() as u32 | state,
+            id_len: id.len() as u32 | state | has_prev,
         }
     }
 
-    /// Stores the id and data of a [`blank`](Self::blank) record.
+    /// Stores the id, data and previous clock of a [`blank`](Self::blank)
+    /// record made with the same `prev`.
     #[inline]
-    pub(crate) fn set_bytes(&mut self, id: &[u8], data: &[u8]) {
-        self.bytes.set_concat(id, data);
+    pub(crate) fn set_bytes(&mut self, id: &[u8], data: &[u8], prev: u64) {
+        if prev == 0 {
+            self.bytes.set_concat(id, data, &[]);
+        } else {
+            self.bytes.set_concat(id, data, &prev.to_le_bytes());
+        }
     }
 
     fn id_len(&self) -> usize {
-        (self.id_len & !OFFLINE) as usize
+        (self.id_len & !FLAGS) as usize
+    }
+
+    /// Where the data ends in the bytes.
+    fn data_end(&self) -> usize {
+        let n = self.bytes.as_slice().len();
+        if self.id_len & HAS_PREV == 0 {
+            n
+        } else {
+            n - PREV_LEN
+        }
     }
 
     pub(crate) fn id_bytes(&self) -> &[u8] {
@@ -226,6 +303,22 @@ impl Record {
         core::str::from_utf8(self.id_bytes()).unwrap_or_default()
     }
 
+    /// The clock of the entry this one replaced, 0 if none.
+    pub(crate) fn prev(&self) -> u64 {
+        if self.id_len & HAS_PREV == 0 {
+            return 0;
+        }
+        let b = self.bytes.as_slice();
+        let mut w = [0u8; PREV_LEN];
+        w.copy_from_slice(&b[b.len() - PREV_LEN..]);
+        u64::from_le_bytes(w)
+    }
+
+    /// The bytes of the id and the data, which the user chose.
+    pub(crate) fn string_len(&self) -> usize {
+        self.data_end()
+    }
+
     pub(crate) fn meta(&self) -> Meta<'_> {
         Meta {
             state: if self.id_len & OFFLINE == 0 {
@@ -234,7 +327,7 @@ impl Record {
                 State::Offline
             },
             slot: self.slot,
-            data: &self.bytes.as_slice()[self.id_len()..],
+            data: &self.bytes.as_slice()[self.id_len()..self.data_end()],
         }
     }
 }
@@ -264,17 +357,31 @@ impl<'a> From<WireEntry<'a>> for Raw<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::Bytes;
+    use super::{Bytes, Name};
+
+    #[test]
+    fn names_keep_their_bytes_inline_or_not() {
+        let src: [u8; 40] = core::array::from_fn(|k| k as u8 + 1);
+        for n in 0..=40 {
+            let mut name = Name::EMPTY;
+            name.set(&src[..n]);
+            assert_eq!(name.as_slice(), &src[..n], "{n} bytes");
+            assert_eq!(matches!(name, Name::Inline { .. }), n <= 15, "{n} bytes");
+        }
+    }
 
     #[test]
     fn concat_joins_the_pieces() {
-        let src: [u8; 40] = core::array::from_fn(|k| k as u8 + 1);
+        let src: [u8; 48] = core::array::from_fn(|k| k as u8 + 1);
         for a in 0..=30 {
             for b in 0..=10 {
                 let (x, y) = (&src[..a], &src[a..a + b]);
-                let mut bytes = Bytes::EMPTY;
-                bytes.set_concat(x, y);
-                assert_eq!(bytes.as_slice(), &src[..a + b], "{a} + {b}");
+                for c in [0, 8] {
+                    let z = &src[a + b..a + b + c];
+                    let mut bytes = Bytes::EMPTY;
+                    bytes.set_concat(x, y, z);
+                    assert_eq!(bytes.as_slice(), &src[..a + b + c], "{a} + {b} + {c}");
+                }
             }
         }
     }

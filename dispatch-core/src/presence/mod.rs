@@ -85,11 +85,12 @@ pub struct Summary {
 
 /// The replicated set of service entries of a cluster, as one node holds it.
 ///
-/// Storage: a slab of entry records addressed by `u32`, each holding its id
-/// and user data itself when they fit in 23 bytes; interned types (short
-/// names held inline) in a keyed-hash index, each with its members in the
-/// deterministic read order (one held in the type record, more in a vector
-/// whose header is held there), every member carrying the first eight bytes
+/// Storage: a slab of 48-byte entry records addressed by `u32`, each
+/// holding its id and user data (and the previous ref of an updated entry)
+/// itself when they fit in 23 bytes; interned types in 32-byte records
+/// (names of up to 15 bytes held inline) in a keyed-hash index, each with
+/// its members in the deterministic read order (one held in the type
+/// record, more in a boxed vector), every member carrying the first eight bytes
 /// of its id so that ordering seldom reads a record; per-replica entry lists
 /// by clock, so that down, up and purge cost time in proportion to that
 /// replica; and a keyed-hash index by id whose buckets hold a `u32` slab

@@ -43,9 +43,10 @@ impl<'a> EntryRef<'a> {
 
     /// The ref of the entry this one replaced by an update, if any.
     pub fn prev(&self) -> Option<Ref> {
-        (self.rec.prev != 0).then(|| Ref {
+        let prev = self.rec.prev();
+        (prev != 0).then(|| Ref {
             incarnation: self.replica().incarnation,
-            clock: self.rec.prev,
+            clock: prev,
         })
     }
 }
@@ -181,7 +182,7 @@ impl Presence {
         }
         st.replicas -= self.retired.len();
         for r in self.slab.iter().flatten() {
-            st.string_bytes += r.bytes.as_slice().len();
+            st.string_bytes += r.string_len();
         }
         for t in self.types.iter().flatten() {
             if !t.members.as_slice().is_empty() {
@@ -213,7 +214,7 @@ impl Presence {
             ty: self.type_bytes(r.ty),
             id: r.id_bytes(),
             clock: r.clock,
-            prev: r.prev,
+            prev: r.prev(),
             meta: r.meta(),
         }
     }
@@ -225,7 +226,7 @@ impl Presence {
             ty: self.type_name(r.ty),
             id: r.id(),
             clock: r.clock,
-            prev: r.prev,
+            prev: r.prev(),
             meta: r.meta(),
         }
     }

@@ -1,10 +1,11 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use super::entry::{Bytes, Meta, Record};
+use super::entry::{Meta, Name, Record};
 use super::hash::tail_le;
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
@@ -79,17 +80,20 @@ impl Member {
 
 /// The members of a type in read order. One member, the common case for
 /// types named after an instance, needs no allocation; two or more live in
-/// a vector held inline (the enum is no larger than the vector), so that
-/// reaching them is one pointer away from the type record, not two.
+/// a boxed vector, so that every type record stays small (most types of a
+/// large set have one member, and their records are most of its types).
 #[derive(Debug, Clone)]
 pub(crate) enum Members {
     Empty,
     One(Member),
-    Many(Vec<Member>),
+    // Boxed on purpose: the vector's header in every type record would
+    // make each record 8 bytes larger, and most types have one member.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Member>>),
 }
 
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Members>() <= 24);
+const _: () = assert!(core::mem::size_of::<Members>() <= 16);
 
 impl Members {
     pub(crate) fn as_slice(&self) -> &[Member] {
@@ -109,7 +113,7 @@ impl Members {
                 let mut v = Vec::with_capacity(2);
                 v.push(*x);
                 v.insert(pos, value);
-                *self = Members::Many(v);
+                *self = Members::Many(Box::new(v));
             }
             Members::Many(v) => v.insert(pos, value),
         }
@@ -117,7 +121,7 @@ impl Members {
 
     /// The members of `v`, which is in read order.
     fn from_vec(v: Vec<Member>) -> Self {
-        let mut m = Members::Many(v);
+        let mut m = Members::Many(Box::new(v));
         m.normalize();
         m
     }
@@ -163,9 +167,12 @@ impl Members {
 /// An interned service type.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
-    pub(crate) name: Bytes,
+    pub(crate) name: Name,
     pub(crate) members: Members,
 }
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Option<TypeRec>>() <= 32);
 
 /// A bucket of a string-keyed index: a slab (or type) index and the low
 /// 32 bits of its keyed hash. The table hash is [`spread`] of those bits.
@@ -477,7 +484,7 @@ impl Presence {
         // A constant, stored whole; the name is copied in place (see
         // `Bytes::set_concat`).
         const BLANK: TypeRec = TypeRec {
-            name: Bytes::EMPTY,
+            name: Name::EMPTY,
             members: Members::Empty,
         };
         let tr = BLANK;
@@ -492,7 +499,7 @@ impl Presence {
             }
         };
         if let Some(tr) = &mut self.types[t as usize] {
-            tr.name.set_concat(name, b"");
+            tr.name.set(name);
         }
         self.type_idx
             .insert_unique(spread(h), (t, h), |&(_, hh)| spread(hh));
@@ -656,7 +663,7 @@ impl Presence {
             }
         };
         if let Some(x) = &mut self.slab[i as usize] {
-            x.set_bytes(id, meta.data);
+            x.set_bytes(id, meta.data, prev);
         }
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.insert(clock, i);
