@@ -331,13 +331,14 @@ impl Presence {
         new: usize,
         runs: usize,
     ) {
-        self.reserve(s, new);
         let first = entries.first_after(c);
         if new >= BULK {
+            self.reserve_records(s, new);
             self.reserve_types(runs.min(new));
             self.insert_bulk(s, entries, first, new);
             return;
         }
+        self.reserve(s, new);
         let h = self.hasher;
         // Runs of entries of one type intern it once.
         let mut last: Option<(&[u8], u32)> = None;
@@ -353,15 +354,16 @@ impl Presence {
     }
 
     /// [`insert_all`](Self::insert_all) of the `new` entries from position
-    /// `first` on, with room reserved (types too), in passes over chunks of
-    /// [`CHUNK`] entries: their types are interned, then their records go in
-    /// (a type created for an entry getting it as first member), then their
-    /// ids are indexed; last, the members of the types that had some are
-    /// added, type by type. Entry by entry, the stores to many tables fill
-    /// the store buffer and every cache miss stalls; a pass over one table
-    /// lets its misses overlap, and a chunk's worth of state stays in cache.
-    /// The slab, type and member slots, and the changes, end up as entry by
-    /// entry.
+    /// `first` on, with room reserved (types too, but not the index by id),
+    /// in passes over chunks of [`CHUNK`] entries: their types are interned,
+    /// then their records go in (a type created for an entry getting it as
+    /// first member); last, the ids are indexed, all at once and shard by
+    /// shard (see `Index::insert_batch`), and the members of the types that
+    /// had some are added, type by type. Entry by entry, the stores to many
+    /// tables fill the store buffer and every cache miss stalls; a pass over
+    /// one table lets its misses overlap, and a chunk's worth of state stays
+    /// in cache. The slab, type and member slots, and the changes, end up as
+    /// entry by entry.
     fn insert_bulk<'a, E: Seq<'a> + ?Sized>(
         &mut self,
         s: u32,
@@ -373,8 +375,9 @@ impl Presence {
         let chunk = CHUNK.min(new);
         // Per entry of a chunk: its type and whether it was created for it.
         let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
-        // Per entry of a chunk: its slab index and id hash.
-        let mut ids: Vec<(u32, u32)> = Vec::with_capacity(chunk);
+        // Per entry: its slab index and id hash, for the index by id to take
+        // at once at the end.
+        let mut ids = self.id_idx.batch(new);
         // (type, member) of the entries of types that were not created
         // for them: they are added to their members last.
         let mut later: Vec<(u32, Member)> = Vec::new();
@@ -399,7 +402,6 @@ impl Presence {
                 last = Some((th, ty, t));
                 tys.push((t, created));
             }
-            ids.clear();
             for (k, &(t, created)) in (from..to).zip(&tys) {
                 let e = entries.raw(k);
                 let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
@@ -412,11 +414,9 @@ impl Presence {
                 }
                 ids.push((i, h.bytes(e.id) as u32));
             }
-            for &(i, ih) in &ids {
-                self.index_id(i, ih);
-            }
             from = to;
         }
+        self.id_idx.insert_batch(ids);
         later.sort_unstable_by_key(|&(t, m)| (t, m.idx));
         self.add_later(s, &later);
     }

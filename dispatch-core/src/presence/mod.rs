@@ -40,6 +40,7 @@ mod error;
 mod extract;
 mod generations;
 mod hash;
+mod index;
 mod read;
 mod replica;
 mod store;
@@ -61,6 +62,7 @@ use hashbrown::HashTable;
 use entry::Record;
 use generations::Window;
 use hash::Keyed;
+use index::Index;
 use replica::ReplicaSlot;
 use store::{ChangeRec, Slot, TypeRec};
 
@@ -95,9 +97,10 @@ pub struct Summary {
 /// by clock, so that down, up and purge cost time in proportion to that
 /// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
 /// index plus 32 bits of the hash, so that growing it never reads the
-/// records. The members of a type double as the index by (replica, type,
-/// id), being ordered by (id, replica), and a replica's list as the index
-/// by dot. Merging a delta costs time in proportion to the delta.
+/// records, split in shards that grow one at a time. The members of a type
+/// double as the index by (replica, type, id), being ordered by (id,
+/// replica), and a replica's list as the index by dot. Merging a delta costs
+/// time in proportion to the delta.
 #[derive(Debug, Clone)]
 pub struct Presence {
     config: Config,
@@ -115,7 +118,7 @@ pub struct Presence {
     /// Replica slots retired in this call; freed at the next call.
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
-    id_idx: HashTable<Slot>,
+    id_idx: Index,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
     removed: Vec<Record>,
@@ -151,7 +154,7 @@ impl Presence {
             free_replicas: Vec::new(),
             retired: Vec::new(),
             replica_idx: HashTable::new(),
-            id_idx: HashTable::new(),
+            id_idx: Index::default(),
             changes: Vec::new(),
             removed: Vec::new(),
             pending: Window::new(u64::MAX),

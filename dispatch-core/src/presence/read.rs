@@ -2,7 +2,7 @@
 
 use super::entry::{Meta, Record, Ref, WireEntry};
 use super::replica::ReplicaId;
-use super::store::{spread, ChangeRec};
+use super::store::ChangeRec;
 use super::Presence;
 
 /// A borrowed view of one entry; reading it copies nothing.
@@ -117,7 +117,7 @@ impl Presence {
     pub fn entries_of_id<'a>(&'a self, id: &'a str) -> impl Iterator<Item = EntryRef<'a>> + 'a {
         let h = self.hasher.bytes(id.as_bytes()) as u32;
         self.id_idx
-            .iter_hash(spread(h))
+            .iter_hash(h)
             .filter(move |&&(i, hh)| hh == h && self.record(i).id_bytes() == id.as_bytes())
             .filter_map(move |&(i, _)| self.visible(i))
     }

@@ -468,7 +468,7 @@ impl Presence {
                 }
             }
         }
-        self.id_idx.retain(|&mut (i, _)| !is_dead(i));
+        self.id_idx.retain(|&(i, _)| !is_dead(i));
     }
 
     /// Interns a type name whose hash is `h`.
@@ -513,12 +513,18 @@ impl Presence {
         self.type_idx.reserve(n, |&(_, hh)| spread(hh));
     }
 
-    /// Makes room for `n` more records of replica `r`.
+    /// Makes room for `n` more records of replica `r`, indexed by id.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
+        self.reserve_records(r, n);
+        self.id_idx.reserve(n);
+    }
+
+    /// [`reserve`](Self::reserve) without the index by id, for a bulk insert
+    /// that hands it the ids at once (see `Index::insert_batch`).
+    pub(crate) fn reserve_records(&mut self, r: u32, n: usize) {
         let extra = n.saturating_sub(self.free.len());
         // Exact: a bulk merge would otherwise leave up to half the slab unused.
         self.slab.reserve_exact(extra);
-        self.id_idx.reserve(n, |&(_, hh)| spread(hh));
         if let Some(s) = self.replicas[r as usize].as_mut() {
             // Headroom, so that the next small merge does not copy a big list.
             s.entries.reserve(n + n / 8);
@@ -795,8 +801,7 @@ impl Presence {
     /// Adds the stored record `i`, whose id hashes to `id_hash` (low 32
     /// bits), to the index by id.
     pub(crate) fn index_id(&mut self, i: u32, id_hash: u32) {
-        self.id_idx
-            .insert_unique(spread(id_hash), (i, id_hash), |&(_, hh)| spread(hh));
+        self.id_idx.insert_unique((i, id_hash));
     }
 
     /// Removes a record; reports it as a leave when its replica is up and
@@ -832,9 +837,7 @@ impl Presence {
                 self.empty_types.push(t);
             }
         }
-        if let Ok(e) = self.id_idx.find_entry(spread(id_hash), |&(x, _)| x == i) {
-            e.remove();
-        }
+        self.id_idx.remove(id_hash, |&(x, _)| x == i);
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
         let s = self.replicas[r as usize]
