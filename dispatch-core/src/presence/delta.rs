@@ -390,7 +390,7 @@ impl Presence {
             let to = entries.count().min(from + CHUNK);
             tys.clear();
             for k in from..to {
-                let ty = entries.raw(k).ty;
+                let ty = entries.ty(k);
                 let th = h.bytes(ty) as u32;
                 let (t, created) = match last {
                     Some((lh, l, t)) if lh == th && l == ty => (t, false),
@@ -443,6 +443,9 @@ fn contains_clock(entries: &[WireEntry<'_>], clock: u64) -> bool {
 pub(crate) trait Seq<'a> {
     fn count(&self) -> usize;
     fn raw(&self, k: usize) -> Raw<'a>;
+    /// The type of the `k`-th entry: [`raw`](Self::raw)`(k).ty`, without
+    /// reading the rest.
+    fn ty(&self, k: usize) -> &'a [u8];
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.
     fn unique_keys(&self) -> bool;
@@ -457,6 +460,9 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
     }
     fn raw(&self, k: usize) -> Raw<'a> {
         Raw::from(self[k])
+    }
+    fn ty(&self, k: usize) -> &'a [u8] {
+        self[k].ty.as_bytes()
     }
     fn first_after(&self, clock: u64) -> usize {
         self.partition_point(|e| e.clock <= clock)
@@ -475,6 +481,9 @@ impl<'a> Seq<'a> for Entries<'a> {
     }
     fn raw(&self, k: usize) -> Raw<'a> {
         Entries::raw(self, k)
+    }
+    fn ty(&self, k: usize) -> &'a [u8] {
+        Entries::ty(self, k)
     }
     fn first_after(&self, clock: u64) -> usize {
         Entries::first_after(self, clock)

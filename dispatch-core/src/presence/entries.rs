@@ -76,6 +76,14 @@ impl<'a> Entries<'a> {
         }
     }
 
+    /// The type of the `k`-th entry (`k < len`).
+    pub(crate) fn ty(&self, k: usize) -> &'a [u8] {
+        match &self.0 {
+            Repr::Local { set, slots } => set.type_bytes(set.record(slots[k]).ty),
+            Repr::Wire(v) => v[k].ty.as_bytes(),
+        }
+    }
+
     /// Whether the entries were read from one replica of a set, so that no
     /// two share a (type, id).
     pub(crate) fn is_local(&self) -> bool {

@@ -105,6 +105,31 @@ const LENS: [Len; INLINE + 1] = {
     ]
 };
 
+/// Copies `src` into `dst`, of the same length and at most [`INLINE`]
+/// bytes, with a few fixed-size moves: a call to `memcpy` for each piece of
+/// a record's bytes would cost more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert!(dst.len() == n && n <= INLINE);
+    if n >= 8 {
+        // Eight bytes at a time, the last move overlapping the one before.
+        let mut k = 0;
+        while k + 8 < n {
+            dst[k..k + 8].copy_from_slice(&src[k..k + 8]);
+            k += 8;
+        }
+        dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..n]);
+    } else if n > 0 {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
 /// The id and user data of an entry, in the record when short (no
 /// allocation, no pointer to follow), else in one allocation.
 #[derive(Debug, Clone)]
@@ -135,9 +160,11 @@ impl Bytes {
                 len: LENS[n],
             };
             if let Bytes::Inline { buf, .. } = self {
-                buf[..a.len()].copy_from_slice(a);
-                buf[a.len()..a.len() + b.len()].copy_from_slice(b);
-                buf[a.len() + b.len()..n].copy_from_slice(c);
+                let (ab, rest) = buf.split_at_mut(a.len());
+                let (bb, cb) = rest.split_at_mut(b.len());
+                copy_short(ab, a);
+                copy_short(bb, b);
+                copy_short(&mut cb[..c.len()], c);
             }
         } else {
             let mut v = Vec::with_capacity(n);
@@ -188,7 +215,7 @@ impl Name {
                 len: LENS[b.len()],
             };
             if let Name::Inline { buf, .. } = self {
-                buf[..b.len()].copy_from_slice(b);
+                copy_short(&mut buf[..b.len()], b);
             }
         } else {
             *self = Name::Heap(Box::new(b.into()));

@@ -61,6 +61,22 @@ impl Keyed {
     /// The hash of a byte string.
     #[inline]
     pub(crate) fn bytes(&self, b: &[u8]) -> u64 {
+        let n = b.len();
+        if n < 16 {
+            // Service types and ids are mostly this short: two words hold
+            // the bytes, zero-padded, and the length in the top byte of the
+            // second (it is free below 16 bytes), so that no two strings
+            // give the same pair; one keyed fold mixes them.
+            let (lo, hi) = if n <= 8 {
+                (tail_le(b), 0)
+            } else {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[..8]);
+                (u64::from_le_bytes(w), tail_le(&b[8..]))
+            };
+            let h = fold(lo ^ self.k0, hi ^ (n as u64) << 56 ^ self.k1);
+            return fold(h ^ P0, P2 ^ self.k0);
+        }
         let mut h = self.k0 ^ fold(b.len() as u64 ^ P0, self.k1);
         let mut chunks = b.chunks_exact(8);
         for c in &mut chunks {
@@ -96,6 +112,25 @@ mod tests {
         assert_ne!(a.bytes(b"12345678"), a.bytes(b"123456789"));
         assert_ne!(a.words(1, 2), a.words(2, 1));
         assert_eq!(a.bytes(b"topic"), Keyed::new(1).bytes(b"topic"));
+    }
+
+    #[test]
+    fn strings_that_differ_hash_apart_at_every_length() {
+        // Zero bytes against shorter strings, the last short length against
+        // the first long one, and one byte changed anywhere.
+        let k = Keyed::new(7);
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..=40usize {
+            let zeros = std::vec![0u8; n];
+            assert!(seen.insert(k.bytes(&zeros)), "{n} zero bytes");
+            let ones = std::vec![1u8; n];
+            assert!(n == 0 || seen.insert(k.bytes(&ones)), "{n} one bytes");
+            for at in 0..n {
+                let mut x = ones.clone();
+                x[at] = 2;
+                assert!(seen.insert(k.bytes(&x)), "{n} bytes, {at} changed");
+            }
+        }
     }
 
     #[test]
