@@ -615,3 +615,46 @@ fn updates_keep_previous_refs_and_bytes_of_every_length_through_merges() {
     let names = "up".len() + long_type.len() + "fifteen-bytes-t".len() + "a".len();
     assert_eq!(a.stats().string_bytes, kept + names);
 }
+
+#[test]
+fn a_large_merge_giving_each_known_type_one_member_reads_as_small_ones() {
+    // Every entry of the merge goes to a different type the receiver
+    // already has members in, at the front, the back or in between.
+    let mut b = node("b", 1);
+    let types: Vec<String> = (0..1500).map(|k| format!("t{k}")).collect();
+    for (k, t) in types.iter().enumerate() {
+        for id in ["m10", "m30", "m50"] {
+            b.add(t, id, Meta::online(k as u32, b"b")).unwrap();
+        }
+    }
+    let mut a = node("a", 1);
+    let mut ids = Vec::new();
+    // `small` gets a's operations in deltas of a hundred.
+    let mut small = b.clone();
+    let mut wire = b.clone();
+    for (k, t) in types.iter().enumerate() {
+        let id = format!("m{}", [0, 20, 40, 60, 30][k % 5]);
+        a.add(t, &id, Meta::online(k as u32, b"a")).unwrap();
+        ids.push(id);
+        if k % 100 == 99 {
+            small.merge_delta(&a.take_delta().unwrap()).unwrap();
+        }
+    }
+    let x = a.extract(&b.context());
+    assert!(x.replicas[0].entries.len() >= 1024, "a large merge");
+    assert_eq!(b.merge_extract(&x).unwrap().joins, 1500);
+    transfer(&mut wire, &a);
+    let want = reads(&small, &types, &ids);
+    assert_eq!(reads(&b, &types, &ids), want);
+    assert_eq!(reads(&wire, &types, &ids), want);
+    let first = b.entries_of_type("t0").map(|e| e.id().to_string());
+    assert_eq!(first.collect::<Vec<_>>(), ["m0", "m10", "m30", "m50"]);
+    let fifth = b
+        .entries_of_type("t4")
+        .map(|e| (e.id().to_string(), e.replica().name.to_string()));
+    assert_eq!(
+        fifth.collect::<Vec<_>>(),
+        [("m10", "b"), ("m30", "a"), ("m30", "b"), ("m50", "b")]
+            .map(|(i, r)| (i.to_string(), r.to_string()))
+    );
+}

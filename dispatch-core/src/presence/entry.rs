@@ -114,10 +114,12 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
     debug_assert!(dst.len() == n && n <= INLINE);
     if n >= 8 {
         // Eight bytes at a time, the last move overlapping the one before.
-        let mut k = 0;
-        while k + 8 < n {
-            dst[k..k + 8].copy_from_slice(&src[k..k + 8]);
-            k += 8;
+        // Written out: as a loop, it would be turned back into a call.
+        if n > 8 {
+            dst[..8].copy_from_slice(&src[..8]);
+        }
+        if n > 16 {
+            dst[8..16].copy_from_slice(&src[8..16]);
         }
         dst[n - 8..n].copy_from_slice(&src[n - 8..n]);
     } else if n >= 4 {

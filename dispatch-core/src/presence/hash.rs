@@ -58,8 +58,9 @@ impl Keyed {
         }
     }
 
-    /// The hash of a byte string.
-    #[inline]
+    /// The hash of a byte string. Always inlined: it is on every insert
+    /// and lookup path, and as a call it costs a good part of itself.
+    #[inline(always)]
     pub(crate) fn bytes(&self, b: &[u8]) -> u64 {
         let n = b.len();
         if n < 16 {

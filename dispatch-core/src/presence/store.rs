@@ -687,9 +687,20 @@ impl Presence {
         tr.members = Members::One(Member::new(i, id));
     }
 
+    /// Whether no two of `later`'s (type, member) pairs share a type.
+    pub(crate) fn distinct_types(&self, later: &[(u32, Member)]) -> bool {
+        let mut seen = vec![0u64; self.types.len().div_ceil(64)];
+        later.iter().all(|&(t, _)| {
+            let (w, bit) = (t as usize / 64, 1u64 << (t % 64));
+            let new = seen[w] & bit == 0;
+            seen[w] |= bit;
+            new
+        })
+    }
+
     /// Adds the stored records of replica slot `r` in `later`, (type,
-    /// member) pairs sorted by type and not yet members, to the members of
-    /// their types. A type given one record (the common case) has it
+    /// member) pairs grouped by type (sorted, or of distinct types) and not
+    /// yet members, to the members of their types. A type given one record (the common case) has it
     /// searched for in a window of such types: the first loads of each
     /// search (the type's member list, its middle member) do not depend on
     /// another search, so they are issued together and their cache misses
