@@ -403,7 +403,7 @@ impl Presence {
                 tys.push((t, created));
             }
             for (k, &(t, created)) in (from..to).zip(&tys) {
-                let e = entries.raw(k);
+                let e = entries.untyped(k);
                 let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
                 // A type created for this entry has no members: no need to
                 // read it (for a type that had some, that is a cache miss).
@@ -450,6 +450,9 @@ pub(crate) trait Seq<'a> {
     /// The type of the `k`-th entry: [`raw`](Self::raw)`(k).ty`, without
     /// reading the rest.
     fn ty(&self, k: usize) -> &'a [u8];
+    /// [`raw`](Self::raw)`(k)`, but its type may be left empty: for a pass
+    /// that read it with [`ty`](Self::ty).
+    fn untyped(&self, k: usize) -> Raw<'a>;
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.
     fn unique_keys(&self) -> bool;
@@ -467,6 +470,9 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
     }
     fn ty(&self, k: usize) -> &'a [u8] {
         self[k].ty.as_bytes()
+    }
+    fn untyped(&self, k: usize) -> Raw<'a> {
+        Raw::from(self[k])
     }
     fn first_after(&self, clock: u64) -> usize {
         self.partition_point(|e| e.clock <= clock)
@@ -488,6 +494,9 @@ impl<'a> Seq<'a> for Entries<'a> {
     }
     fn ty(&self, k: usize) -> &'a [u8] {
         Entries::ty(self, k)
+    }
+    fn untyped(&self, k: usize) -> Raw<'a> {
+        Entries::untyped(self, k)
     }
     fn first_after(&self, clock: u64) -> usize {
         Entries::first_after(self, clock)

@@ -76,6 +76,14 @@ impl<'a> Entries<'a> {
         }
     }
 
+    /// The `k`-th entry (`k < len`) but for its type, left empty.
+    pub(crate) fn untyped(&self, k: usize) -> Raw<'a> {
+        match &self.0 {
+            Repr::Local { set, slots } => set.untyped(slots[k]),
+            Repr::Wire(v) => Raw::from(v[k]),
+        }
+    }
+
     /// The type of the `k`-th entry (`k < len`).
     pub(crate) fn ty(&self, k: usize) -> &'a [u8] {
         match &self.0 {

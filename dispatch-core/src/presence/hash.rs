@@ -64,18 +64,20 @@ impl Keyed {
     pub(crate) fn bytes(&self, b: &[u8]) -> u64 {
         let n = b.len();
         if n < 16 {
-            // Service types and ids are mostly this short: two words hold
-            // the bytes, zero-padded, and the length in the top byte of the
-            // second (it is free below 16 bytes), so that no two strings
-            // give the same pair; one keyed fold mixes them.
-            let (lo, hi) = if n <= 8 {
-                (tail_le(b), 0)
+            // Service types and ids are mostly this short. Two words hold
+            // the bytes (from 8 on, the first eight and the last eight,
+            // overlapping), which is one-to-one for a given length; the
+            // length turns the key, so that strings of two lengths meet
+            // only by chance of the key. One keyed fold mixes them.
+            let (lo, hi) = if n >= 8 {
+                let (mut a, mut z) = ([0u8; 8], [0u8; 8]);
+                a.copy_from_slice(&b[..8]);
+                z.copy_from_slice(&b[n - 8..]);
+                (u64::from_le_bytes(a), u64::from_le_bytes(z))
             } else {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&b[..8]);
-                (u64::from_le_bytes(w), tail_le(&b[8..]))
+                (tail_le(b), 0)
             };
-            let h = fold(lo ^ self.k0, hi ^ (n as u64) << 56 ^ self.k1);
+            let h = fold(lo ^ self.k0, hi ^ self.k1.rotate_left(n as u32 * 4));
             return fold(h ^ P0, P2 ^ self.k0);
         }
         let mut h = self.k0 ^ fold(b.len() as u64 ^ P0, self.k1);

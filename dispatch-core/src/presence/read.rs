@@ -209,9 +209,18 @@ impl Presence {
 
     /// Record `i` for the merge code.
     pub(crate) fn raw(&self, i: u32) -> super::entry::Raw<'_> {
+        super::entry::Raw {
+            ty: self.type_bytes(self.record(i).ty),
+            ..self.untyped(i)
+        }
+    }
+
+    /// Record `i` for the merge code, but for its type (left empty), for a
+    /// pass that has read the type already.
+    pub(crate) fn untyped(&self, i: u32) -> super::entry::Raw<'_> {
         let r = self.record(i);
         super::entry::Raw {
-            ty: self.type_bytes(r.ty),
+            ty: &[],
             id: r.id_bytes(),
             clock: r.clock,
             prev: r.prev(),
