@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
+use super::members::Member;
 use super::replica::ReplicaId;
-use super::store::Member;
 use super::{Config, Presence, Summary};
 
 /// The operations of one replica with clocks in `(start, end]`, compacted.
@@ -408,7 +408,7 @@ impl Presence {
                 // A type created for this entry has no members: no need to
                 // read it (for a type that had some, that is a cache miss).
                 if created {
-                    self.first_member(t, i, e.id);
+                    self.first_member(t, i);
                 } else {
                     later.push((t, Member::new(i, e.id)));
                 }

@@ -41,6 +41,7 @@ mod extract;
 mod generations;
 mod hash;
 mod index;
+mod members;
 mod read;
 mod replica;
 mod store;
@@ -89,11 +90,12 @@ pub struct Summary {
 ///
 /// Storage: a slab of 48-byte entry records addressed by `u32`, each
 /// holding its id and user data (and the previous ref of an updated entry)
-/// itself when they fit in 23 bytes; interned types in 32-byte records
+/// itself when they fit in 23 bytes; interned types in 24-byte records
 /// (names of up to 15 bytes held inline) in a keyed-hash index, each with
-/// its members in the deterministic read order (one held in the type
-/// record, more in a boxed vector), every member carrying the first eight bytes
-/// of its id so that ordering seldom reads a record; per-replica entry lists
+/// its members in the deterministic read order (a lone member's slab index
+/// held in the type record, two or more in a list of their own, every
+/// listed member carrying the first eight bytes of its id so that ordering
+/// seldom reads a record); per-replica entry lists
 /// by clock, so that down, up and purge cost time in proportion to that
 /// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
 /// index plus 32 bits of the hash, so that growing it never reads the
@@ -108,6 +110,9 @@ pub struct Presence {
     slab: Vec<Option<Record>>,
     free: Vec<u32>,
     types: Vec<Option<TypeRec>>,
+    /// The member lists of the types with two or more members.
+    lists: Vec<Vec<members::Member>>,
+    free_lists: Vec<u32>,
     free_types: Vec<u32>,
     /// Types whose last member left in this call; freed at the next call so
     /// that the change views can still name them.
@@ -147,6 +152,8 @@ impl Presence {
             slab: Vec::new(),
             free: Vec::new(),
             types: Vec::new(),
+            lists: Vec::new(),
+            free_lists: Vec::new(),
             free_types: Vec::new(),
             empty_types: Vec::new(),
             type_idx: HashTable::new(),

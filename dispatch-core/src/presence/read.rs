@@ -1,6 +1,7 @@
 //! Reads: borrowed views of entries and of the last call's changes.
 
 use super::entry::{Meta, Record, Ref, WireEntry};
+use super::members::{Listed, Members};
 use super::replica::ReplicaId;
 use super::store::ChangeRec;
 use super::Presence;
@@ -102,14 +103,10 @@ impl Presence {
     /// node holding the same set lists them in the same order.
     pub fn entries_of_type<'a>(&'a self, ty: &str) -> impl Iterator<Item = EntryRef<'a>> + 'a {
         let members = match self.find_type(ty) {
-            Some(t) => self.types[t as usize]
-                .as_ref()
-                .expect("indexed types are live")
-                .members
-                .as_slice(),
-            None => &[],
+            Some(t) => self.listed(t),
+            None => Listed::List(&[]),
         };
-        members.iter().filter_map(move |m| self.visible(m.idx))
+        members.iter().filter_map(move |i| self.visible(i))
     }
 
     /// The visible entries with this service id, of every type and replica,
@@ -185,7 +182,7 @@ impl Presence {
             st.string_bytes += r.string_len();
         }
         for t in self.types.iter().flatten() {
-            if !t.members.as_slice().is_empty() {
+            if t.members != Members::Empty {
                 st.types += 1;
             }
             st.string_bytes += t.name.as_slice().len();

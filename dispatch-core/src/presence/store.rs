@@ -1,12 +1,11 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
-use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use super::entry::{Meta, Name, Record};
-use super::hash::tail_le;
+use super::members::{id_prefix, Listed, Member, Members};
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
 
@@ -44,126 +43,6 @@ pub(crate) enum ChangeRec {
     Gone(u32),
 }
 
-/// A member of a type: a slab index and the first eight bytes of its id
-/// (big-endian, zero-padded), so that ordering members seldom reads records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Member {
-    /// The slab index of the record.
-    pub(crate) idx: u32,
-    key: [u32; 2],
-}
-
-/// The first eight bytes of an id as a number (big-endian, zero-padded):
-/// where two differ, the ids are ordered as these numbers are.
-#[inline]
-pub(crate) fn id_prefix(id: &[u8]) -> u64 {
-    tail_le(&id[..id.len().min(8)]).swap_bytes()
-}
-
-impl Member {
-    #[inline]
-    pub(crate) fn new(idx: u32, id: &[u8]) -> Self {
-        let k = id_prefix(id);
-        Member {
-            idx,
-            key: [(k >> 32) as u32, k as u32],
-        }
-    }
-
-    /// The id prefix as a number: where two differ, the ids are ordered as
-    /// these numbers are; where they are equal, the ids must be compared.
-    #[inline]
-    fn prefix(&self) -> u64 {
-        (u64::from(self.key[0]) << 32) | u64::from(self.key[1])
-    }
-}
-
-/// The members of a type in read order. One member, the common case for
-/// types named after an instance, needs no allocation; two or more live in
-/// a boxed vector, so that every type record stays small (most types of a
-/// large set have one member, and their records are most of its types).
-#[derive(Debug, Clone)]
-pub(crate) enum Members {
-    Empty,
-    One(Member),
-    // Boxed on purpose: the vector's header in every type record would
-    // make each record 8 bytes larger, and most types have one member.
-    #[allow(clippy::box_collection)]
-    Many(Box<Vec<Member>>),
-}
-
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Members>() <= 16);
-
-impl Members {
-    pub(crate) fn as_slice(&self) -> &[Member] {
-        match self {
-            Members::Empty => &[],
-            Members::One(x) => core::slice::from_ref(x),
-            Members::Many(v) => v,
-        }
-    }
-
-    // Always inlined, for the reason given at `Presence::put_record`.
-    #[inline(always)]
-    fn insert(&mut self, pos: usize, value: Member) {
-        match self {
-            Members::Empty => *self = Members::One(value),
-            Members::One(x) => {
-                let mut v = Vec::with_capacity(2);
-                v.push(*x);
-                v.insert(pos, value);
-                *self = Members::Many(Box::new(v));
-            }
-            Members::Many(v) => v.insert(pos, value),
-        }
-    }
-
-    /// The members of `v`, which is in read order.
-    fn from_vec(v: Vec<Member>) -> Self {
-        let mut m = Members::Many(Box::new(v));
-        m.normalize();
-        m
-    }
-
-    /// Leaves a `Many` with two or more members, else the smaller forms.
-    fn normalize(&mut self) {
-        if let Members::Many(v) = self {
-            match v.len() {
-                0 => *self = Members::Empty,
-                1 => *self = Members::One(v[0]),
-                _ => {}
-            }
-        }
-    }
-
-    fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        match self {
-            Members::Empty => {}
-            Members::One(x) => {
-                if !keep(x.idx) {
-                    *self = Members::Empty;
-                }
-            }
-            Members::Many(v) => {
-                v.retain(|m| keep(m.idx));
-                self.normalize();
-            }
-        }
-    }
-
-    fn remove(&mut self, pos: usize) {
-        match self {
-            Members::Empty => {}
-            Members::One(_) => *self = Members::Empty,
-            Members::Many(v) => {
-                v.remove(pos);
-                self.normalize();
-            }
-        }
-    }
-}
-
 /// An interned service type.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
@@ -172,7 +51,7 @@ pub(crate) struct TypeRec {
 }
 
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Option<TypeRec>>() <= 32);
+const _: () = assert!(core::mem::size_of::<Option<TypeRec>>() <= 24);
 
 /// A bucket of a string-keyed index: a slab (or type) index and the low
 /// 32 bits of its keyed hash. The table hash is [`spread`] of those bits.
@@ -226,8 +105,7 @@ impl Presence {
             self.free_replicas.push(r);
         }
         while let Some(t) = self.empty_types.pop() {
-            let empty =
-                matches!(&self.types[t as usize], Some(tr) if tr.members.as_slice().is_empty());
+            let empty = matches!(&self.types[t as usize], Some(tr) if tr.members == Members::Empty);
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
                 let h = self.hasher.bytes(tr.name.as_slice()) as u32;
@@ -368,7 +246,7 @@ impl Presence {
         // The members of a type are ordered by (id, replica): the key is a
         // search there.
         let at = self.member_pos(ty, id, replica).ok()?;
-        Some(self.members(ty)[at].idx)
+        Some(self.listed(ty).idx(at))
     }
 
     /// The record of replica slot `replica` with this clock.
@@ -459,11 +337,8 @@ impl Presence {
             while bits != 0 {
                 let t = (w * 64) as u32 + bits.trailing_zeros();
                 bits &= bits - 1;
-                let tr = self.types[t as usize]
-                    .as_mut()
-                    .expect("a record's type is live");
-                tr.members.retain(|i| !is_dead(i));
-                if tr.members.as_slice().is_empty() {
+                self.retain_members(t, |i| !is_dead(i));
+                if self.type_members(t) == Members::Empty {
                     self.empty_types.push(t);
                 }
             }
@@ -555,17 +430,16 @@ impl Presence {
         // that waits for every pending store (the index writes) to land.
         let prefix = id_prefix(id);
         let rid = &self.replica(replica).id;
-        self.members(t)
-            .binary_search_by(|&m| self.member_cmp(m, prefix, id, &rid.name, rid.incarnation))
-    }
-
-    /// The members of the live type `t`, in read order.
-    pub(crate) fn members(&self, t: u32) -> &[Member] {
-        self.types[t as usize]
-            .as_ref()
-            .expect("live type")
-            .members
-            .as_slice()
+        let cmp = |m: Member| self.member_cmp(m, prefix, id, &rid.name, rid.incarnation);
+        match self.listed(t) {
+            // A lone member is compared whole (its prefix is not stored).
+            Listed::One(i) => match cmp(Member::new(i, self.record(i).id_bytes())) {
+                Ordering::Equal => Ok(0),
+                Ordering::Less => Err(1),
+                Ordering::Greater => Err(0),
+            },
+            Listed::List(l) => l.binary_search_by(|&m| cmp(m)),
+        }
     }
 
     /// Stores a new record of replica `r`, already validated, and reports
@@ -630,17 +504,6 @@ impl Presence {
         i
     }
 
-    /// Puts `key` at position `at` among the members of the live type `t`.
-    // Always inlined, for the reason given at `put_record`.
-    #[inline(always)]
-    fn insert_member(&mut self, t: u32, at: usize, key: Member) {
-        self.types[t as usize]
-            .as_mut()
-            .expect("a record's type is live")
-            .members
-            .insert(at, key);
-    }
-
     /// [`store_record`](Self::store_record) but for the members of its type:
     /// the caller adds it there, with [`add_members`](Self::add_members) or
     /// [`first_member`](Self::first_member).
@@ -681,10 +544,10 @@ impl Presence {
 
     /// Makes the stored record `i` (with this `id`) the only member of type
     /// `t`, which has none (it was just interned): this needs no search.
-    pub(crate) fn first_member(&mut self, t: u32, i: u32, id: &[u8]) {
+    pub(crate) fn first_member(&mut self, t: u32, i: u32) {
         let tr = self.types[t as usize].as_mut().expect("live type");
-        debug_assert!(tr.members.as_slice().is_empty());
-        tr.members = Members::One(Member::new(i, id));
+        debug_assert!(tr.members == Members::Empty);
+        tr.members = Members::One(i);
     }
 
     /// Whether no two of `later`'s (type, member) pairs share a type.
@@ -700,11 +563,12 @@ impl Presence {
 
     /// Adds the stored records of replica slot `r` in `later`, (type,
     /// member) pairs grouped by type (sorted, or of distinct types) and not
-    /// yet members, to the members of their types. A type given one record (the common case) has it
-    /// searched for in a window of such types: the first loads of each
-    /// search (the type's member list, its middle member) do not depend on
-    /// another search, so they are issued together and their cache misses
-    /// overlap; the record itself is read only where id prefixes tie.
+    /// yet members, to the members of their types. A type given one record
+    /// (the common case) has it searched for in a window of such types: the
+    /// first loads of each search (the type's member list, its middle
+    /// member) do not depend on another search, so they are issued together
+    /// and their cache misses overlap; the record itself is read only where
+    /// id prefixes tie.
     pub(crate) fn add_later(&mut self, r: u32, later: &[(u32, Member)]) {
         let mut single: Vec<(u32, Member)> = Vec::new();
         let mut list: Vec<u32> = Vec::new();
@@ -722,14 +586,18 @@ impl Presence {
         let mut at: Vec<usize> = Vec::with_capacity(WINDOW);
         for window in single.chunks(WINDOW) {
             at.clear();
-            let keys: Vec<(&[Member], u64)> = window
+            let keys: Vec<(Listed<'_>, u64)> = window
                 .iter()
                 .map(|&(t, _)| {
-                    let m = self.members(t);
-                    (m, m.get(m.len() / 2).map_or(0, Member::prefix))
+                    let m = self.listed(t);
+                    let mid = match m {
+                        Listed::One(i) => id_prefix(self.record(i).id_bytes()),
+                        Listed::List(l) => l.get(l.len() / 2).map_or(0, Member::prefix),
+                    };
+                    (m, mid)
                 })
                 .collect();
-            for (&(m, mid), &(_, key)) in keys.iter().zip(window) {
+            for (&(listed, mid), &(_, key)) in keys.iter().zip(window) {
                 let prefix = key.prefix();
                 let cmp = |&y: &Member| match y.prefix().cmp(&prefix) {
                     Ordering::Equal => {
@@ -737,6 +605,17 @@ impl Presence {
                         self.member_cmp(y, prefix, id, &name, inc)
                     }
                     other => other,
+                };
+                let m = match listed {
+                    Listed::List(l) => l,
+                    Listed::One(i) => {
+                        let one = Member::new(i, self.record(i).id_bytes());
+                        at.push(match cmp(&one) {
+                            Ordering::Greater => 0,
+                            _ => 1,
+                        });
+                        continue;
+                    }
                 };
                 // The middle member's prefix, loaded above, often settles
                 // which half to search.
@@ -783,9 +662,7 @@ impl Presence {
             .map(|&i| Member::new(i, self.record(i).id_bytes()))
             .collect();
         add.sort_unstable_by(|&a, &b| self.member_order(a, b));
-        let tr = self.types[t as usize].as_mut().expect("live type");
-        let taken = core::mem::replace(&mut tr.members, Members::Empty);
-        let old = taken.as_slice();
+        let old = self.member_list(t);
         let mut all = Vec::with_capacity(old.len() + add.len());
         let (mut x, mut y) = (0, 0);
         while x < old.len() && y < add.len() {
@@ -799,7 +676,7 @@ impl Presence {
         }
         all.extend_from_slice(&old[x..]);
         all.extend_from_slice(&add[y..]);
-        self.types[t as usize].as_mut().expect("live type").members = Members::from_vec(all);
+        self.set_members(t, all);
     }
 
     /// The read order of two members.
@@ -829,22 +706,15 @@ impl Presence {
         let id_hash = self.hasher.bytes(x.id_bytes()) as u32;
         // Small types are scanned for the index itself, which reads no
         // other record; large ones are searched by key.
-        let members = self.types[t as usize]
-            .as_ref()
-            .expect("a record's type is live")
-            .members
-            .as_slice();
+        let members = self.listed(t);
         let at = if members.len() <= SCAN_MAX {
-            members.iter().position(|m| m.idx == i).ok_or(0)
+            members.iter().position(|m| m == i).ok_or(0)
         } else {
             self.member_pos(t, x.id_bytes(), r)
         };
         if let Ok(at) = at {
-            let tr = self.types[t as usize]
-                .as_mut()
-                .expect("a record's type is live");
-            tr.members.remove(at);
-            if tr.members.as_slice().is_empty() {
+            self.remove_member(t, at);
+            if self.type_members(t) == Members::Empty {
                 self.empty_types.push(t);
             }
         }
