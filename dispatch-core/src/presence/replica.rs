@@ -92,19 +92,27 @@ impl Dots {
 
     /// Adds the entry with this clock, which no entry of the list has.
     /// New entries usually have the largest clock: then this is a push.
+    #[inline]
     pub(crate) fn insert(&mut self, clock: u64, i: u32) {
         if self.clocks.last().is_none_or(|&last| last < clock) {
             self.clocks.push(clock);
             self.slots.push(i);
+            self.live += 1;
         } else {
-            let p = self.clocks.partition_point(|&c| c < clock);
-            debug_assert!(self.clocks[p] != clock || self.slots[p] == HOLE);
-            if self.clocks[p] == clock {
-                self.slots[p] = i;
-            } else {
-                self.clocks.insert(p, clock);
-                self.slots.insert(p, i);
-            }
+            self.insert_before_last(clock, i);
+        }
+    }
+
+    /// [`insert`](Self::insert) of a clock below the last one.
+    #[cold]
+    fn insert_before_last(&mut self, clock: u64, i: u32) {
+        let p = self.clocks.partition_point(|&c| c < clock);
+        debug_assert!(self.clocks[p] != clock || self.slots[p] == HOLE);
+        if self.clocks[p] == clock {
+            self.slots[p] = i;
+        } else {
+            self.clocks.insert(p, clock);
+            self.slots.insert(p, i);
         }
         self.live += 1;
     }
