@@ -617,6 +617,17 @@ impl Presence {
                         continue;
                     }
                 };
+                // A short list is counted through without branches: the
+                // members whose prefix is below the key's come first, and
+                // unless one ties with it, that count is the position.
+                if m.len() <= SCAN_MAX {
+                    let below = m.iter().filter(|y| y.prefix() < prefix).count();
+                    let ties = m.iter().filter(|y| y.prefix() == prefix).count();
+                    if ties == 0 {
+                        at.push(below);
+                        continue;
+                    }
+                }
                 // The middle member's prefix, loaded above, often settles
                 // which half to search.
                 let half = m.len() / 2;
