@@ -157,11 +157,13 @@ impl Bytes {
     pub(crate) fn set_concat(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
         let n = a.len() + b.len() + c.len();
         if n <= INLINE {
-            *self = Bytes::Inline {
-                buf: [0; INLINE],
-                len: LENS[n],
-            };
-            if let Bytes::Inline { buf, .. } = self {
+            // Bytes already inline (a new record's are empty) keep their
+            // buffer: only the length and the bytes are written.
+            if let Bytes::Heap(_) = self {
+                *self = Bytes::EMPTY;
+            }
+            if let Bytes::Inline { buf, len } = self {
+                *len = LENS[n];
                 let (ab, rest) = buf.split_at_mut(a.len());
                 let (bb, cb) = rest.split_at_mut(b.len());
                 copy_short(ab, a);
