@@ -214,11 +214,12 @@ impl Name {
     #[inline]
     pub(crate) fn set(&mut self, b: &[u8]) {
         if b.len() <= NAME_INLINE {
-            *self = Name::Inline {
-                buf: [0; NAME_INLINE],
-                len: LENS[b.len()],
-            };
-            if let Name::Inline { buf, .. } = self {
+            // As at `Bytes::set_concat`: an inline buffer is kept.
+            if let Name::Heap(_) = self {
+                *self = Name::EMPTY;
+            }
+            if let Name::Inline { buf, len } = self {
+                *len = LENS[b.len()];
                 copy_short(&mut buf[..b.len()], b);
             }
         } else {
