@@ -417,8 +417,9 @@ impl Presence {
             from = to;
         }
         self.id_idx.insert_batch(ids);
-        // Members of one type must be added together; where every type
-        // gets one (as when the entries name a type each), no sort is needed.
+        // Members of one type must be added together; where every type is
+        // known to get one (as when the entries name a type each), no sort
+        // is needed.
         if !self.distinct_types(&later) {
             later.sort_unstable_by_key(|&(t, m)| (t, m.idx));
         }

@@ -542,17 +542,24 @@ impl Presence {
         i
     }
 
-    /// Makes the stored record `i` (with this `id`) the only member of type
-    /// `t`, which has none (it was just interned): this needs no search.
+    /// Makes the stored record `i` the only member of type `t`, which has
+    /// none (it was just interned): this needs no search.
     pub(crate) fn first_member(&mut self, t: u32, i: u32) {
         let tr = self.types[t as usize].as_mut().expect("live type");
         debug_assert!(tr.members == Members::Empty);
         tr.members = Members::One(i);
     }
 
-    /// Whether no two of `later`'s (type, member) pairs share a type.
+    /// Whether `later`'s (type, member) pairs are known to name distinct
+    /// types. The check marks them in a bitmap of all the types, so it is
+    /// made only where that costs no more than `later` itself; elsewhere
+    /// the answer is no.
     pub(crate) fn distinct_types(&self, later: &[(u32, Member)]) -> bool {
-        let mut seen = vec![0u64; self.types.len().div_ceil(64)];
+        let words = self.types.len().div_ceil(64);
+        if words > later.len() {
+            return false;
+        }
+        let mut seen = vec![0u64; words];
         later.iter().all(|&(t, _)| {
             let (w, bit) = (t as usize / 64, 1u64 << (t % 64));
             let new = seen[w] & bit == 0;
