@@ -658,3 +658,53 @@ fn a_large_merge_giving_each_known_type_one_member_reads_as_small_ones() {
             .map(|(i, r)| (i.to_string(), r.to_string()))
     );
 }
+
+#[test]
+fn type_names_of_every_length_read_back_and_free_their_room() {
+    // Names short enough for their type record and too long for it, around
+    // the limit; each long name takes a slot that is freed with its type.
+    let names: Vec<String> = (0..=24).map(|n| "t".repeat(n)).collect();
+    let mut a = node("a", 1);
+    for (k, ty) in names.iter().enumerate() {
+        a.add(ty, &format!("i{k}"), Meta::online(k as u32, b""))
+            .unwrap();
+    }
+    let mut b = node("b", 1);
+    b.merge_state(&a).unwrap();
+    for p in [&a, &b] {
+        for (k, ty) in names.iter().enumerate() {
+            let listed: Vec<_> = p.entries_of_type(ty).map(|e| e.id().to_string()).collect();
+            assert_eq!(listed, [format!("i{k}")], "type of {} bytes", ty.len());
+            assert_eq!(p.get("a", ty, &format!("i{k}")).unwrap().ty(), ty);
+        }
+    }
+    // Emptied types go at the next call; new long names take their room
+    // and never answer for the old ones.
+    let before = a.stats().string_bytes;
+    for ty in &names[12..] {
+        let k = ty.len();
+        a.remove(ty, &format!("i{k}")).unwrap();
+    }
+    let fresh: Vec<String> = (12..=24).map(|n| "u".repeat(n)).collect();
+    for ty in &fresh {
+        a.add(ty, "j", Meta::online(0, b"")).unwrap();
+    }
+    for ty in &names[12..] {
+        assert_eq!(a.entries_of_type(ty).count(), 0, "{ty} was emptied");
+    }
+    for ty in &fresh {
+        let e = a.entries_of_type(ty).next().unwrap();
+        assert_eq!((e.ty(), e.id()), (ty.as_str(), "j"));
+    }
+    b.merge_delta(&a.take_delta().unwrap()).unwrap();
+    for ty in names[..12].iter().chain(&fresh) {
+        assert_eq!(b.entries_of_type(ty).count(), 1, "{ty}");
+    }
+    for ty in &names[12..] {
+        assert_eq!(b.entries_of_type(ty).count(), 0, "{ty}");
+    }
+    // The ids removed, each "u" name and "j" added (names 12..=24 bytes of
+    // "t" replaced by as many of "u").
+    let removed_ids: usize = (12..=24).map(|k| format!("i{k}").len()).sum();
+    assert_eq!(a.stats().string_bytes, before - removed_ids + 13);
+}

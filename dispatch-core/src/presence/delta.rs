@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
-use super::members::Member;
+use super::members::{Member, MAX_RECORDS};
 use super::replica::ReplicaId;
 use super::{Config, Presence, Summary};
 
@@ -302,7 +302,7 @@ impl Presence {
             return Err(MergeError::TooManyEntries { max });
         }
         let live = self.slab.len() - self.free.len();
-        if live.saturating_add(new.len()) >= u32::MAX as usize {
+        if live.saturating_add(new.len()) >= MAX_RECORDS {
             return Err(MergeError::TooManyEntries { max });
         }
         Ok(new.len())

@@ -189,19 +189,20 @@ impl Bytes {
 }
 
 /// The most bytes of a type name stored in its type record itself.
-const NAME_INLINE: usize = 15;
+pub(crate) const NAME_INLINE: usize = 11;
 
 /// A type name: in the type record when short (service type names are),
-/// else in one allocation reached through a thin box, so that a type
-/// record stays small. Sixteen bytes, the niche of [`Len`] tagging it.
-#[derive(Debug, Clone)]
+/// else the slot of the name in the set's table of long names, so that a
+/// type record holds no pointer and stays 16 bytes. Twelve bytes, the
+/// niche of [`Len`] tagging it. [`Presence::name_bytes`](super::Presence)
+/// reads either form.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Name {
     Inline { buf: [u8; NAME_INLINE], len: Len },
-    Heap(Box<Box<[u8]>>),
+    Long(u32),
 }
 
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Name>() == 16);
+const _: () = assert!(core::mem::size_of::<Name>() == 12);
 
 impl Name {
     /// No bytes, stored inline.
@@ -210,28 +211,26 @@ impl Name {
         len: Len::L0,
     };
 
-    /// Makes the name `b`, copying it in place (see [`Bytes::set_concat`]).
+    /// Makes the name `b`, of at most [`NAME_INLINE`] bytes, copying it in
+    /// place (see [`Bytes::set_concat`]).
     #[inline]
-    pub(crate) fn set(&mut self, b: &[u8]) {
-        if b.len() <= NAME_INLINE {
-            // As at `Bytes::set_concat`: an inline buffer is kept.
-            if let Name::Heap(_) = self {
-                *self = Name::EMPTY;
-            }
-            if let Name::Inline { buf, len } = self {
-                *len = LENS[b.len()];
-                copy_short(&mut buf[..b.len()], b);
-            }
-        } else {
-            *self = Name::Heap(Box::new(b.into()));
+    pub(crate) fn set_inline(&mut self, b: &[u8]) {
+        debug_assert!(b.len() <= NAME_INLINE);
+        if let Name::Long(_) = self {
+            *self = Name::EMPTY;
+        }
+        if let Name::Inline { buf, len } = self {
+            *len = LENS[b.len()];
+            copy_short(&mut buf[..b.len()], b);
         }
     }
 
+    /// The bytes of an inline name; `None` for a long one.
     #[inline]
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    pub(crate) fn inline(&self) -> Option<&[u8]> {
         match self {
-            Name::Inline { buf, len } => &buf[..*len as usize],
-            Name::Heap(b) => b,
+            Name::Inline { buf, len } => Some(&buf[..*len as usize]),
+            Name::Long(_) => None,
         }
     }
 }
@@ -352,15 +351,37 @@ impl Record {
     }
 
     pub(crate) fn meta(&self) -> Meta<'_> {
-        Meta {
-            state: if self.id_len & OFFLINE == 0 {
-                State::Online
-            } else {
-                State::Offline
-            },
+        self.parts().1
+    }
+
+    /// The id, the metadata and the previous clock (0 if none), read from
+    /// the bytes at once: the merge code reads all three of every record
+    /// it copies, and one pass over the bytes checks their bounds once.
+    #[inline]
+    pub(crate) fn parts(&self) -> (&[u8], Meta<'_>, u64) {
+        let b = self.bytes.as_slice();
+        let (id, rest) = b.split_at(self.id_len().min(b.len()));
+        let (data, prev) = if self.id_len & HAS_PREV == 0 {
+            (rest, 0)
+        } else {
+            let (data, tail) = rest.split_at(rest.len().saturating_sub(PREV_LEN));
+            let mut w = [0u8; PREV_LEN];
+            if let Ok(t) = <&[u8; PREV_LEN]>::try_from(tail) {
+                w = *t;
+            }
+            (data, u64::from_le_bytes(w))
+        };
+        let state = if self.id_len & OFFLINE == 0 {
+            State::Online
+        } else {
+            State::Offline
+        };
+        let meta = Meta {
+            state,
             slot: self.slot,
-            data: &self.bytes.as_slice()[self.id_len()..self.data_end()],
-        }
+            data,
+        };
+        (id, meta, prev)
     }
 }
 
@@ -389,17 +410,19 @@ impl<'a> From<WireEntry<'a>> for Raw<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bytes, Name};
+    use super::{Bytes, Name, NAME_INLINE};
 
     #[test]
-    fn names_keep_their_bytes_inline_or_not() {
-        let src: [u8; 40] = core::array::from_fn(|k| k as u8 + 1);
-        for n in 0..=40 {
-            let mut name = Name::EMPTY;
-            name.set(&src[..n]);
-            assert_eq!(name.as_slice(), &src[..n], "{n} bytes");
-            assert_eq!(matches!(name, Name::Inline { .. }), n <= 15, "{n} bytes");
+    fn inline_names_keep_their_bytes() {
+        let src: [u8; NAME_INLINE] = core::array::from_fn(|k| k as u8 + 1);
+        for n in 0..=NAME_INLINE {
+            let mut name = Name::Long(7);
+            name.set_inline(&src[..n]);
+            assert_eq!(name.inline(), Some(&src[..n]), "{n} bytes");
+            name.set_inline(&src[..n / 2]);
+            assert_eq!(name.inline(), Some(&src[..n / 2]), "{n} bytes, shortened");
         }
+        assert_eq!(Name::Long(7).inline(), None);
     }
 
     #[test]

@@ -40,11 +40,10 @@ impl Member {
     }
 }
 
-/// The members of a type, in eight bytes of its type record: none, one
-/// (its slab index alone: a type named after an instance has one, and such
-/// types are most of the types of a large set, so their records stay
-/// small), or two or more in a list of [`Presence`]'s, each with its id
-/// prefix.
+/// The members of a type: none, one (its slab index alone: a type named
+/// after an instance has one, and such types are most of the types of a
+/// large set, so their records stay small), or two or more in a list of
+/// [`Presence`]'s, each with its id prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Members {
     Empty,
@@ -53,7 +52,45 @@ pub(crate) enum Members {
     Many(u32),
 }
 
-const _: () = assert!(core::mem::size_of::<Members>() == 8);
+/// [`Members`] in the four bytes of a type record: `u32::MAX` for none, a
+/// slab index below [`MAX_RECORDS`] for one, and a list slot with the top
+/// bit set for two or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packed(u32);
+
+/// Slab indexes stay below this, so that the top bit of [`Packed`] is free
+/// (merges and adds that would pass it are refused).
+pub(crate) const MAX_RECORDS: usize = (1 << 31) - 1;
+
+const MANY: u32 = 1 << 31;
+
+impl Packed {
+    pub(crate) const EMPTY: Packed = Packed(u32::MAX);
+
+    #[inline]
+    pub(crate) fn of(m: Members) -> Packed {
+        match m {
+            Members::Empty => Packed::EMPTY,
+            Members::One(i) => {
+                debug_assert!((i as usize) < MAX_RECORDS);
+                Packed(i)
+            }
+            Members::Many(k) => {
+                debug_assert!((k as usize) < MAX_RECORDS);
+                Packed(MANY | k)
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(self) -> Members {
+        match self.0 {
+            u32::MAX => Members::Empty,
+            x if x & MANY == 0 => Members::One(x),
+            x => Members::Many(x & !MANY),
+        }
+    }
+}
 
 /// A type's members as read, in read order: one slab index, or a list.
 #[derive(Debug, Clone, Copy)]
@@ -103,13 +140,14 @@ impl Presence {
             .as_ref()
             .expect("a record's type is live")
             .members
+            .get()
     }
 
     fn set_type_members(&mut self, t: u32, m: Members) {
         self.types[t as usize]
             .as_mut()
             .expect("a record's type is live")
-            .members = m;
+            .members = Packed::of(m);
     }
 
     /// The members of the live type `t` as a list member, reading the
@@ -218,5 +256,24 @@ impl Presence {
     fn free_list(&mut self, k: u32) {
         self.lists[k as usize] = Vec::new();
         self.free_lists.push(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Members, Packed, MAX_RECORDS};
+
+    #[test]
+    fn packed_members_read_back_as_stored() {
+        let top = (MAX_RECORDS - 1) as u32;
+        for m in [
+            Members::Empty,
+            Members::One(0),
+            Members::One(top),
+            Members::Many(0),
+            Members::Many(top),
+        ] {
+            assert_eq!(Packed::of(m).get(), m);
+        }
     }
 }

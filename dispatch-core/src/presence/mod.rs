@@ -57,6 +57,7 @@ pub use extract::{Context, Extract, ReplicaExtract};
 pub use read::{Change, ChangeKind, EntryRef, Stats};
 pub use replica::{ReplicaId, ReplicaInfo};
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use hashbrown::HashTable;
 
@@ -90,8 +91,9 @@ pub struct Summary {
 ///
 /// Storage: a slab of 48-byte entry records addressed by `u32`, each
 /// holding its id and user data (and the previous ref of an updated entry)
-/// itself when they fit in 23 bytes; interned types in 24-byte records
-/// (names of up to 15 bytes held inline) in a keyed-hash index, each with
+/// itself when they fit in 23 bytes; interned types in 16-byte records
+/// (names of up to 11 bytes held inline, longer ones in a table of their
+/// own, so that a type record holds no pointer) in a keyed-hash index, each with
 /// its members in the deterministic read order (a lone member's slab index
 /// held in the type record, two or more in a list of their own, every
 /// listed member carrying the first eight bytes of its id so that ordering
@@ -114,6 +116,10 @@ pub struct Presence {
     lists: Vec<Vec<members::Member>>,
     free_lists: Vec<u32>,
     free_types: Vec<u32>,
+    /// The names of the types whose name is too long for their record,
+    /// by slot (see `entry::Name`).
+    long_names: Vec<Box<[u8]>>,
+    free_names: Vec<u32>,
     /// Types whose last member left in this call; freed at the next call so
     /// that the change views can still name them.
     empty_types: Vec<u32>,
@@ -155,6 +161,8 @@ impl Presence {
             lists: Vec::new(),
             free_lists: Vec::new(),
             free_types: Vec::new(),
+            long_names: Vec::new(),
+            free_names: Vec::new(),
             empty_types: Vec::new(),
             type_idx: HashTable::new(),
             replicas: Vec::new(),
@@ -192,7 +200,8 @@ impl Presence {
             }
         }
         let max = self.config.max_entries_per_replica;
-        if self.replica(ME).entries.len() >= max as usize {
+        let live = self.slab.len() - self.free.len();
+        if self.replica(ME).entries.len() >= max as usize || live >= members::MAX_RECORDS {
             return Err(OpError::TooManyEntries { max });
         }
         self.begin();

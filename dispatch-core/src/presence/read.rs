@@ -1,7 +1,7 @@
 //! Reads: borrowed views of entries and of the last call's changes.
 
 use super::entry::{Meta, Record, Ref, WireEntry};
-use super::members::{Listed, Members};
+use super::members::{Listed, Packed};
 use super::replica::ReplicaId;
 use super::store::ChangeRec;
 use super::Presence;
@@ -182,10 +182,10 @@ impl Presence {
             st.string_bytes += r.string_len();
         }
         for t in self.types.iter().flatten() {
-            if t.members != Members::Empty {
+            if t.members != Packed::EMPTY {
                 st.types += 1;
             }
-            st.string_bytes += t.name.as_slice().len();
+            st.string_bytes += self.name_bytes(&t.name).len();
         }
         st
     }
@@ -216,12 +216,13 @@ impl Presence {
     /// pass that has read the type already.
     pub(crate) fn untyped(&self, i: u32) -> super::entry::Raw<'_> {
         let r = self.record(i);
+        let (id, meta, prev) = r.parts();
         super::entry::Raw {
             ty: &[],
-            id: r.id_bytes(),
+            id,
             clock: r.clock,
-            prev: r.prev(),
-            meta: r.meta(),
+            prev,
+            meta,
         }
     }
 

@@ -1,11 +1,12 @@
 //! Storage: the slab of records, the interned types and the indexes.
 
+use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use super::entry::{Meta, Name, Record};
-use super::members::{id_prefix, Listed, Member, Members};
+use super::entry::{Meta, Name, Record, NAME_INLINE};
+use super::members::{id_prefix, Listed, Member, Members, Packed};
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
 
@@ -47,11 +48,10 @@ pub(crate) enum ChangeRec {
 #[derive(Debug, Clone)]
 pub(crate) struct TypeRec {
     pub(crate) name: Name,
-    pub(crate) members: Members,
+    pub(crate) members: Packed,
 }
 
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Option<TypeRec>>() <= 24);
+const _: () = assert!(core::mem::size_of::<Option<TypeRec>>() == 16);
 
 /// A bucket of a string-keyed index: a slab (or type) index and the low
 /// 32 bits of its keyed hash. The table hash is [`spread`] of those bits.
@@ -105,12 +105,16 @@ impl Presence {
             self.free_replicas.push(r);
         }
         while let Some(t) = self.empty_types.pop() {
-            let empty = matches!(&self.types[t as usize], Some(tr) if tr.members == Members::Empty);
+            let empty = matches!(&self.types[t as usize], Some(tr) if tr.members == Packed::EMPTY);
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
-                let h = self.hasher.bytes(tr.name.as_slice()) as u32;
+                let h = self.hasher.bytes(self.name_bytes(&tr.name)) as u32;
                 if let Ok(e) = self.type_idx.find_entry(spread(h), |&(x, _)| x == t) {
                     e.remove();
+                }
+                if let Name::Long(k) = tr.name {
+                    self.long_names[k as usize] = Box::default();
+                    self.free_names.push(k);
                 }
                 self.free_types.push(t);
             }
@@ -207,11 +211,19 @@ impl Presence {
     }
 
     pub(crate) fn type_bytes(&self, t: u32) -> &[u8] {
-        self.types[t as usize]
+        let tr = self.types[t as usize]
             .as_ref()
-            .expect("a type stays interned while a record or change names it")
-            .name
-            .as_slice()
+            .expect("a type stays interned while a record or change names it");
+        self.name_bytes(&tr.name)
+    }
+
+    /// The bytes of a type name, inline or in the table of long names.
+    #[inline]
+    pub(crate) fn name_bytes<'a>(&'a self, name: &'a Name) -> &'a [u8] {
+        match name {
+            Name::Long(k) => &self.long_names[*k as usize],
+            short => short.inline().unwrap_or_default(),
+        }
     }
 
     /// Slots of the known replicas, in slot order (ours first).
@@ -360,7 +372,7 @@ impl Presence {
         // `Bytes::set_concat`).
         const BLANK: TypeRec = TypeRec {
             name: Name::EMPTY,
-            members: Members::Empty,
+            members: Packed::EMPTY,
         };
         let tr = BLANK;
         let t = match self.free_types.pop() {
@@ -373,8 +385,24 @@ impl Presence {
                 (self.types.len() - 1) as u32
             }
         };
-        if let Some(tr) = &mut self.types[t as usize] {
-            tr.name.set(name);
+        if name.len() <= NAME_INLINE {
+            if let Some(tr) = &mut self.types[t as usize] {
+                tr.name.set_inline(name);
+            }
+        } else {
+            let k = match self.free_names.pop() {
+                Some(k) => {
+                    self.long_names[k as usize] = name.into();
+                    k
+                }
+                None => {
+                    self.long_names.push(name.into());
+                    (self.long_names.len() - 1) as u32
+                }
+            };
+            if let Some(tr) = &mut self.types[t as usize] {
+                tr.name = Name::Long(k);
+            }
         }
         self.type_idx
             .insert_unique(spread(h), (t, h), |&(_, hh)| spread(hh));
@@ -546,8 +574,8 @@ impl Presence {
     /// none (it was just interned): this needs no search.
     pub(crate) fn first_member(&mut self, t: u32, i: u32) {
         let tr = self.types[t as usize].as_mut().expect("live type");
-        debug_assert!(tr.members == Members::Empty);
-        tr.members = Members::One(i);
+        debug_assert!(tr.members == Packed::EMPTY);
+        tr.members = Packed::of(Members::One(i));
     }
 
     /// Whether `later`'s (type, member) pairs are known to name distinct
