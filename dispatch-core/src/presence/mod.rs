@@ -45,6 +45,7 @@ mod members;
 mod read;
 mod replica;
 mod store;
+mod type_index;
 
 pub use config::{
     Config, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN, MAX_REPLICAS,
@@ -66,7 +67,8 @@ use generations::Window;
 use hash::Keyed;
 use index::Index;
 use replica::ReplicaSlot;
-use store::{ChangeRec, Slot, TypeRec};
+use store::{ChangeRec, TypeRec};
+use type_index::TypeIndex;
 
 /// The slot of our own replica in the replica table.
 const ME: u32 = 0;
@@ -93,7 +95,8 @@ pub struct Summary {
 /// holding its id and user data (and the previous ref of an updated entry)
 /// itself when they fit in 23 bytes; interned types in 16-byte records
 /// (names of up to 11 bytes held inline, longer ones in a table of their
-/// own, so that a type record holds no pointer) in a keyed-hash index, each with
+/// own, so that a type record holds no pointer) in a keyed-hash index of
+/// four-byte buckets (the type slot and a few bits of its hash), each with
 /// its members in the deterministic read order (a lone member's slab index
 /// held in the type record, two or more in a list of their own, every
 /// listed member carrying the first eight bytes of its id so that ordering
@@ -123,7 +126,7 @@ pub struct Presence {
     /// Types whose last member left in this call; freed at the next call so
     /// that the change views can still name them.
     empty_types: Vec<u32>,
-    type_idx: HashTable<Slot>,
+    type_idx: TypeIndex,
     replicas: Vec<Option<ReplicaSlot>>,
     free_replicas: Vec<u32>,
     /// Replica slots retired in this call; freed at the next call.
@@ -164,7 +167,7 @@ impl Presence {
             long_names: Vec::new(),
             free_names: Vec::new(),
             empty_types: Vec::new(),
-            type_idx: HashTable::new(),
+            type_idx: TypeIndex::default(),
             replicas: Vec::new(),
             free_replicas: Vec::new(),
             retired: Vec::new(),

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use super::entry::{Meta, Name, Record, NAME_INLINE};
+use super::hash::Keyed;
 use super::members::{id_prefix, Listed, Member, Members, Packed};
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
@@ -64,6 +65,25 @@ pub(crate) fn spread(h: u32) -> u64 {
     (u64::from(h) | (u64::from(h) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// The hash of the name of the live type `t`, for growing the type index
+/// (which borrows the set, hence the parts).
+fn type_hash(types: &[Option<TypeRec>], long: &[Box<[u8]>], hasher: Keyed, t: u32) -> u32 {
+    let name = &types[t as usize]
+        .as_ref()
+        .expect("the type index holds live types")
+        .name;
+    hasher.bytes(long_or_inline(long, name)) as u32
+}
+
+/// The bytes of a type name, given the table of long names.
+#[inline]
+fn long_or_inline<'a>(long: &'a [Box<[u8]>], name: &'a Name) -> &'a [u8] {
+    match name {
+        Name::Long(k) => &long[*k as usize],
+        short => short.inline().unwrap_or_default(),
+    }
+}
+
 /// Byte-wise order of two strings, eight bytes at a time.
 #[inline]
 fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
@@ -109,9 +129,7 @@ impl Presence {
             if empty {
                 let tr = self.types[t as usize].take().expect("checked above");
                 let h = self.hasher.bytes(self.name_bytes(&tr.name)) as u32;
-                if let Ok(e) = self.type_idx.find_entry(spread(h), |&(x, _)| x == t) {
-                    e.remove();
-                }
+                self.type_idx.remove(t, h);
                 if let Name::Long(k) = tr.name {
                     self.long_names[k as usize] = Box::default();
                     self.free_names.push(k);
@@ -220,10 +238,7 @@ impl Presence {
     /// The bytes of a type name, inline or in the table of long names.
     #[inline]
     pub(crate) fn name_bytes<'a>(&'a self, name: &'a Name) -> &'a [u8] {
-        match name {
-            Name::Long(k) => &self.long_names[*k as usize],
-            short => short.inline().unwrap_or_default(),
-        }
+        long_or_inline(&self.long_names, name)
     }
 
     /// Slots of the known replicas, in slot order (ours first).
@@ -248,9 +263,7 @@ impl Presence {
 
     /// [`find_type`](Self::find_type) with the name's hash already computed.
     pub(crate) fn find_type_h(&self, name: &[u8], h: u32) -> Option<u32> {
-        self.type_idx
-            .find(spread(h), |&(t, hh)| hh == h && self.type_bytes(t) == name)
-            .map(|&(t, _)| t)
+        self.type_idx.find(h, |t| self.type_bytes(t) == name)
     }
 
     /// The record (`ty`, `id`) of replica slot `replica`.
@@ -404,8 +417,9 @@ impl Presence {
                 tr.name = Name::Long(k);
             }
         }
+        let (types, long, hasher) = (&self.types, &self.long_names, self.hasher);
         self.type_idx
-            .insert_unique(spread(h), (t, h), |&(_, hh)| spread(hh));
+            .insert(t, h, |x| type_hash(types, long, hasher, x));
         t
     }
 
@@ -413,7 +427,9 @@ impl Presence {
     pub(crate) fn reserve_types(&mut self, n: usize) {
         let extra = n.saturating_sub(self.free_types.len());
         self.types.reserve_exact(extra);
-        self.type_idx.reserve(n, |&(_, hh)| spread(hh));
+        let (types, long, hasher) = (&self.types, &self.long_names, self.hasher);
+        self.type_idx
+            .reserve(n, |x| type_hash(types, long, hasher, x));
     }
 
     /// Makes room for `n` more records of replica `r`, indexed by id.
