@@ -637,18 +637,24 @@ impl Presence {
         let mut at: Vec<usize> = Vec::with_capacity(WINDOW);
         for window in single.chunks(WINDOW) {
             at.clear();
-            let keys: Vec<(Listed<'_>, u64)> = window
+            // The first loads of each search, issued together: the type's
+            // members and the prefixes of its first, middle and last
+            // member (between them, the cache lines of a short list).
+            let keys: Vec<(Listed<'_>, [u64; 3])> = window
                 .iter()
                 .map(|&(t, _)| {
                     let m = self.listed(t);
-                    let mid = match m {
-                        Listed::One(i) => id_prefix(self.record(i).id_bytes()),
-                        Listed::List(l) => l.get(l.len() / 2).map_or(0, Member::prefix),
+                    let marks = match m {
+                        Listed::One(i) => [id_prefix(self.record(i).id_bytes()); 3],
+                        Listed::List(l) => match (l.first(), l.last()) {
+                            (Some(a), Some(z)) => [a.prefix(), l[l.len() / 2].prefix(), z.prefix()],
+                            _ => [0; 3],
+                        },
                     };
-                    (m, mid)
+                    (m, marks)
                 })
                 .collect();
-            for (&(listed, mid), &(_, key)) in keys.iter().zip(window) {
+            for (&(listed, [first, mid, last]), &(_, key)) in keys.iter().zip(window) {
                 let prefix = key.prefix();
                 let cmp = |&y: &Member| match y.prefix().cmp(&prefix) {
                     Ordering::Equal => {
@@ -668,9 +674,19 @@ impl Presence {
                         continue;
                     }
                 };
-                // A short list is counted through without branches: the
-                // members whose prefix is below the key's come first, and
-                // unless one ties with it, that count is the position.
+                // Below the first or above the last member, the key goes at
+                // an end. Else a short list is counted through without
+                // branches: the members whose prefix is below the key's come
+                // first, and unless one ties with it, that count is the
+                // position.
+                if prefix < first {
+                    at.push(0);
+                    continue;
+                }
+                if prefix > last {
+                    at.push(m.len());
+                    continue;
+                }
                 if m.len() <= SCAN_MAX {
                     let below = m.iter().filter(|y| y.prefix() < prefix).count();
                     let ties = m.iter().filter(|y| y.prefix() == prefix).count();
