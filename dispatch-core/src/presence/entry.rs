@@ -336,13 +336,7 @@ impl Record {
 
     /// The clock of the entry this one replaced, 0 if none.
     pub(crate) fn prev(&self) -> u64 {
-        if self.id_len & HAS_PREV == 0 {
-            return 0;
-        }
-        let b = self.bytes.as_slice();
-        let mut w = [0u8; PREV_LEN];
-        w.copy_from_slice(&b[b.len() - PREV_LEN..]);
-        u64::from_le_bytes(w)
+        self.parts().2
     }
 
     /// The bytes of the id and the data, which the user chose.
