@@ -301,8 +301,7 @@ impl Presence {
         if have - doomed.len() + new.len() > max as usize {
             return Err(MergeError::TooManyEntries { max });
         }
-        let live = self.slab.len() - self.free.len();
-        if live.saturating_add(new.len()) >= MAX_RECORDS {
+        if self.live_records().saturating_add(new.len()) >= MAX_RECORDS {
             return Err(MergeError::TooManyEntries { max });
         }
         Ok(new.len())

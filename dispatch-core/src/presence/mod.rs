@@ -203,8 +203,9 @@ impl Presence {
             }
         }
         let max = self.config.max_entries_per_replica;
-        let live = self.slab.len() - self.free.len();
-        if self.replica(ME).entries.len() >= max as usize || live >= members::MAX_RECORDS {
+        if self.replica(ME).entries.len() >= max as usize
+            || self.live_records() >= members::MAX_RECORDS
+        {
             return Err(OpError::TooManyEntries { max });
         }
         self.begin();

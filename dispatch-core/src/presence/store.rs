@@ -213,6 +213,11 @@ impl Presence {
         }
     }
 
+    /// How many records the slab holds.
+    pub(crate) fn live_records(&self) -> usize {
+        self.slab.len() - self.free.len()
+    }
+
     pub(crate) fn record(&self, i: u32) -> &Record {
         rec(&self.slab, i)
     }
@@ -320,8 +325,7 @@ impl Presence {
             e.remove();
         }
         let list = core::mem::take(&mut self.replicas[r as usize].as_mut().expect("live").entries);
-        let live = self.slab.len() - self.free.len();
-        if list.len() >= BULK_MIN && list.len() * 4 >= live {
+        if list.len() >= BULK_MIN && list.len() * 4 >= self.live_records() {
             self.unlink_bulk(list.slots(), list.len(), report);
         } else {
             for i in list.slots() {
