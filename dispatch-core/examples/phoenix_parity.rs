@@ -5,6 +5,12 @@
 //! median on the same machine kind, the heap bytes per entry of the merged
 //! 2 x SIZE set, and a goals check.
 //!
+//! Phoenix's figures are the median of three runs of its script, so by
+//! default the workload runs three times too, each run in a fresh process
+//! (this program starts itself with `--child-run`), and each line is
+//! compared by its median across the runs. `--runs N` changes the count;
+//! `--runs 1` runs once, in this process.
+//!
 //! Lines 1 and 3 write many megabytes of fresh memory, and on Linux each
 //! page the process touches for the first time costs a page fault. For
 //! those lines the report also prints how many faults they took and what
@@ -14,6 +20,7 @@
 //! ```text
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --size 100000 --delta-size 100
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --quick
+//! cargo run --release -p dispatch-core --example phoenix_parity -- --runs 9
 //! ```
 
 use std::hint::black_box;
@@ -48,32 +55,118 @@ const REPEATS: usize = 1001;
 /// Further rounds of lines 8 and 9 (fresh deltas of the same shape).
 const DELTA_ROUNDS: u64 = 31;
 
-struct Bench {
-    results: Vec<(f64, Option<f64>)>,
+/// One line's figures in one run: its single timing, and where the line
+/// could be repeated without changing the workload, the median of those
+/// repeats and their count.
+#[derive(Clone, Copy)]
+struct Line {
+    once_ms: f64,
+    median: Option<(f64, usize)>,
 }
 
-impl Bench {
-    fn line(&mut self, title: &str, once_ms: f64, median_ms: Option<f64>) {
-        self.line_n(title, once_ms, median_ms.map(|m| (m, REPEATS)));
+impl Line {
+    /// The figure compared with Phoenix: the median of the repeats where
+    /// there are repeats, else the single timing.
+    fn ours(&self) -> f64 {
+        self.median.map_or(self.once_ms, |m| m.0)
+    }
+}
+
+/// Everything one run of the workload measured.
+struct Run {
+    lines: Vec<Line>,
+    /// (line, page faults, first touches of as many fresh pages in ms).
+    faults: Vec<(usize, u64, f64)>,
+    memory: Memory,
+}
+
+/// The heap of the merged 2 x SIZE set, measured apart from the timings.
+struct Memory {
+    live: i64,
+    string_bytes: i64,
+    entries: u64,
+    types: u64,
+    rss: Option<u64>,
+}
+
+impl Memory {
+    fn per_entry(&self) -> f64 {
+        (self.live - self.string_bytes) as f64 / self.entries as f64
+    }
+}
+
+/// The first word of the line a child run prints for its parent.
+const RUN_TAG: &str = "phoenix-parity-run";
+
+impl Run {
+    /// One line of text, read back by [`Run::decode`] in the parent.
+    fn encode(&self) -> String {
+        let mut out = String::from(RUN_TAG);
+        for l in &self.lines {
+            match l.median {
+                Some((m, n)) => out.push_str(&format!(" L{}/{m}/{n}", l.once_ms)),
+                None => out.push_str(&format!(" L{}", l.once_ms)),
+            }
+        }
+        for &(line, n, touch) in &self.faults {
+            out.push_str(&format!(" F{line}/{n}/{touch}"));
+        }
+        let m = &self.memory;
+        out.push_str(&format!(
+            " M{}/{}/{}/{}/{}",
+            m.live,
+            m.string_bytes,
+            m.entries,
+            m.types,
+            m.rss.map_or(-1, |r| r as i64)
+        ));
+        out
     }
 
-    fn line_n(&mut self, title: &str, once_ms: f64, median: Option<(f64, usize)>) {
-        let median_ms = median.map(|m| m.0);
-        let n = self.results.len();
-        let (phoenix, bound) = PHOENIX[n];
-        let ours = median_ms.unwrap_or(once_ms);
-        println!("{title}");
-        let mut extra = String::new();
-        if let Some((m, runs)) = median {
-            extra = format!("median of {runs} runs {m:.4}ms; ");
+    fn decode(text: &str) -> Option<Run> {
+        let line = text.lines().find(|l| l.starts_with(RUN_TAG))?;
+        let (mut lines, mut faults, mut memory) = (Vec::new(), Vec::new(), None);
+        for word in line.split_whitespace().skip(1) {
+            let (kind, rest) = word.split_at(1);
+            let f: Vec<&str> = rest.split('/').collect();
+            match (kind, f.as_slice()) {
+                ("L", [once]) => lines.push(Line {
+                    once_ms: once.parse().ok()?,
+                    median: None,
+                }),
+                ("L", [once, m, n]) => lines.push(Line {
+                    once_ms: once.parse().ok()?,
+                    median: Some((m.parse().ok()?, n.parse().ok()?)),
+                }),
+                ("F", [line, n, touch]) => {
+                    faults.push((line.parse().ok()?, n.parse().ok()?, touch.parse().ok()?))
+                }
+                ("M", [live, strings, entries, types, rss]) => {
+                    let rss: i64 = rss.parse().ok()?;
+                    memory = Some(Memory {
+                        live: live.parse().ok()?,
+                        string_bytes: strings.parse().ok()?,
+                        entries: entries.parse().ok()?,
+                        types: types.parse().ok()?,
+                        rss: u64::try_from(rss).ok(),
+                    });
+                }
+                _ => return None,
+            }
         }
-        let lt = if bound { "< " } else { "" };
-        println!(
-            "   = {once_ms:.2}ms  ({extra}Phoenix median {lt}{phoenix}ms: {}x faster)",
-            fmt_ratio(phoenix / ours)
-        );
-        self.results.push((once_ms, median_ms));
+        (lines.len() == PHOENIX.len()).then_some(())?;
+        Some(Run {
+            lines,
+            faults,
+            memory: memory?,
+        })
     }
+}
+
+/// The median of `v` (the upper one of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn fmt_ratio(r: f64) -> String {
@@ -205,42 +298,130 @@ fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-fn main() {
-    let mut size: u64 = 100_000;
-    let mut delta: u64 = 100;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
+/// The eleven titles, as Phoenix's script prints them.
+fn titles(size: u64, delta: u64) -> [String; 11] {
+    [
+        format!("Creating 2 {size} element sets"),
+        format!("extracting {size} element set"),
+        format!("merging 2 {size} element sets"),
+        format!("merging again {size} element sets"),
+        format!("get_by_topic for 1000 members of 2*{size} element set"),
+        format!("get_by_pid/2 for 2*{size} element set"),
+        format!("get_by_pid/4 for 2*{size} element set"),
+        format!("Creating delta with {delta} joins and leaves"),
+        format!("Merging delta with {delta} joins and leaves into 2*{size} element set"),
+        format!("replica_down from 2*{size} replica with downed holding {size} elements"),
+        format!("remove_down_replicas from 2*{size} replica with downed holding {size} elements"),
+    ]
+}
+
+struct Args {
+    size: u64,
+    delta: u64,
+    runs: usize,
+    /// Set in the processes the parent starts: run once, print one line.
+    child: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        size: 100_000,
+        delta: 100,
+        runs: 3,
+        child: false,
+    };
+    let mut it = std::env::args().skip(1);
+    let number = |flag: &str, v: Option<String>| -> Result<u64, String> {
+        v.as_deref()
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("{flag} takes a whole number"))
+    };
+    while let Some(a) = it.next() {
         match a.as_str() {
-            "--size" => {
-                size = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--size takes a number")
+            "--size" => args.size = number("--size", it.next())?,
+            "--delta-size" => args.delta = number("--delta-size", it.next())?,
+            "--runs" => {
+                args.runs = number("--runs", it.next())? as usize;
+                if args.runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
             }
-            "--delta-size" => {
-                delta = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--delta-size takes a number")
+            "--quick" => args.size = 10_000,
+            "--child-run" => args.child = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; use --size N, --delta-size N, --runs N or --quick"
+                ))
             }
-            "--quick" => size = 10_000,
-            other => panic!("unknown argument {other}; use --size N, --delta-size N or --quick"),
         }
     }
-    let size = size.max(20);
-    // (line, page faults, first touches of as many fresh pages in ms).
-    let mut faults: Vec<(usize, u64, f64)> = Vec::new();
-    let delta = delta.clamp(2, size);
+    args.size = args.size.max(20);
+    args.delta = args.delta.clamp(2, args.size);
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("phoenix_parity: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.child {
+        println!("{}", run_once(args.size, args.delta).encode());
+        return;
+    }
+    let runs: Vec<Run> = if args.runs == 1 {
+        vec![run_once(args.size, args.delta)]
+    } else {
+        // Each run in a fresh process, as Phoenix's three runs were: a run
+        // in this process would find the pages the previous one freed.
+        let exe = std::env::current_exe().expect("the path of this program");
+        (0..args.runs)
+            .map(|k| {
+                let out = std::process::Command::new(&exe)
+                    .args(["--size", &args.size.to_string()])
+                    .args(["--delta-size", &args.delta.to_string()])
+                    .arg("--child-run")
+                    .output()
+                    .expect("this program can start itself");
+                let text = String::from_utf8_lossy(&out.stdout);
+                match Run::decode(&text) {
+                    Some(run) if out.status.success() => run,
+                    _ => panic!(
+                        "run {} of {} failed ({}):\n{text}{}",
+                        k + 1,
+                        args.runs,
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                }
+            })
+            .collect()
+    };
+    report(args.size, args.delta, &runs);
+}
+
+/// Runs Phoenix's workload once and returns what it measured.
+fn run_once(size: u64, delta: u64) -> Run {
     let types = (size / 10).max(1);
-    let mut b = Bench {
-        results: Vec::new(),
+    let mut lines = Vec::new();
+    let mut faults = Vec::new();
+    let once = |t: f64| Line {
+        once_ms: t,
+        median: None,
+    };
+    let repeated = |t: f64, m: f64| Line {
+        once_ms: t,
+        median: Some((m, REPEATS)),
     };
 
     let f = minor_faults();
     let t = Instant::now();
     let mut s1 = create_s1(size, types);
     let mut s2 = create_s2(size);
-    b.line(&format!("Creating 2 {size} element sets"), ms(t), None);
+    lines.push(once(ms(t)));
     if let Some((n, touch)) = faults_since(f) {
         faults.push((1, n, touch));
     }
@@ -250,12 +431,12 @@ fn main() {
     let context = s1.context();
     let t = Instant::now();
     let extract = s2.extract(&context);
-    b.line(&format!("extracting {size} element set"), ms(t), None);
+    lines.push(once(ms(t)));
 
     let f = minor_faults();
     let t = Instant::now();
     let summary = s1.merge_extract(&extract).expect("a valid extract");
-    b.line(&format!("merging 2 {size} element sets"), ms(t), None);
+    lines.push(once(ms(t)));
     if let Some((n, touch)) = faults_since(f) {
         faults.push((3, n, touch));
     }
@@ -266,23 +447,19 @@ fn main() {
 
     let t = Instant::now();
     let again = s1.merge_extract(&extract).expect("a valid extract");
-    let once = ms(t);
+    let first = ms(t);
     assert_eq!(
         (again.joins, again.leaves),
         (0, 0),
         "merging again changes nothing"
     );
-    let median = median_of(|| {
+    let m = median_of(|| {
         black_box(
             s1.merge_extract(black_box(&extract))
                 .expect("a valid extract"),
         );
     });
-    b.line(
-        &format!("merging again {size} element sets"),
-        once,
-        Some(median),
-    );
+    lines.push(repeated(first, m));
     drop(extract);
 
     let list = |s1: &Presence| {
@@ -292,29 +469,21 @@ fn main() {
     };
     let t = Instant::now();
     black_box(list(&s1));
-    let once = ms(t);
-    let median = median_of(|| {
+    let first = ms(t);
+    let m = median_of(|| {
         black_box(list(&s1));
     });
-    b.line(
-        &format!("get_by_topic for 1000 members of 2*{size} element set"),
-        once,
-        Some(median),
-    );
+    lines.push(repeated(first, m));
 
     let by_id = |s1: &Presence| s1.entries_of_id(black_box("user10")).count();
     let t = Instant::now();
     let n = black_box(by_id(&s1));
-    let once = ms(t);
+    let first = ms(t);
     assert_eq!(n, 2, "user10 is in s1 and in s2");
-    let median = median_of(|| {
+    let m = median_of(|| {
         black_box(by_id(&s1));
     });
-    b.line(
-        &format!("get_by_pid/2 for 2*{size} element set"),
-        once,
-        Some(median),
-    );
+    lines.push(repeated(first, m));
 
     let ty10 = s1_type(10, types);
     let one = |s1: &Presence| {
@@ -323,16 +492,12 @@ fn main() {
     };
     let t = Instant::now();
     let got = black_box(one(&s1));
-    let once = ms(t);
+    let first = ms(t);
     assert_eq!(got, Some(10));
-    let median = median_of(|| {
+    let m = median_of(|| {
         black_box(one(&s1));
     });
-    b.line(
-        &format!("get_by_pid/4 for 2*{size} element set"),
-        once,
-        Some(median),
-    );
+    lines.push(repeated(first, m));
 
     assert!(s2.take_delta().is_some(), "s2 had pending operations");
     // Round 0 is Phoenix's single run; the further rounds repeat the same
@@ -367,29 +532,23 @@ fn main() {
             (delta / 2, delta / 2)
         );
     }
-    let median = |t: &[f64]| {
-        let mut t = t[1..].to_vec();
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
-    };
-    b.line_n(
-        &format!("Creating delta with {delta} joins and leaves"),
-        t8[0],
-        Some((median(&t8), DELTA_ROUNDS as usize)),
-    );
-    b.line_n(
-        &format!("Merging delta with {delta} joins and leaves into 2*{size} element set"),
-        t9[0],
-        Some((median(&t9), DELTA_ROUNDS as usize)),
-    );
+    let rounds = DELTA_ROUNDS as usize;
+    lines.push(Line {
+        once_ms: t8[0],
+        median: Some((median(t8[1..].to_vec()), rounds)),
+    });
+    lines.push(Line {
+        once_ms: t9[0],
+        median: Some((median(t9[1..].to_vec()), rounds)),
+    });
 
     let s2_id = s2.me().clone();
     let t = Instant::now();
     let summary = s1.replica_down(&s2_id).expect("s2 is known");
-    let once = ms(t);
+    let first = ms(t);
     assert_eq!(summary.leaves as u64, size);
     // Repeat: up again (not timed), then down (timed).
-    let mut downs: Vec<f64> = (0..DELTA_ROUNDS)
+    let downs: Vec<f64> = (0..DELTA_ROUNDS)
         .map(|_| {
             s1.replica_up(&s2_id).expect("s2 is known");
             let t = Instant::now();
@@ -397,20 +556,14 @@ fn main() {
             ms(t)
         })
         .collect();
-    downs.sort_by(f64::total_cmp);
-    b.line_n(
-        &format!("replica_down from 2*{size} replica with downed holding {size} elements"),
-        once,
-        Some((downs[downs.len() / 2], DELTA_ROUNDS as usize)),
-    );
+    lines.push(Line {
+        once_ms: first,
+        median: Some((median(downs), rounds)),
+    });
 
     let t = Instant::now();
     s1.remove_down_replica(&s2_id).expect("s2 is down");
-    b.line(
-        &format!("remove_down_replicas from 2*{size} replica with downed holding {size} elements"),
-        ms(t),
-        None,
-    );
+    lines.push(once(ms(t)));
     assert_eq!(s1.stats().entries as u64, size + 1);
     drop(s1);
     drop(s2);
@@ -426,43 +579,102 @@ fn main() {
         m.merge_extract(&x).expect("a valid extract");
     }
     m.replica_up(s2.me()).expect("known"); // a no-op call: clears the change buffer
-    let live = live_bytes(&region);
+    let live = live_bytes(&region) as i64;
     let st = m.stats();
-    let per_entry = (live - st.string_bytes as isize) as f64 / st.entries as f64;
+    let memory = Memory {
+        live,
+        string_bytes: st.string_bytes as i64,
+        entries: st.entries as u64,
+        types: st.types as u64,
+        rss: rss_bytes(),
+    };
+    drop(m);
+    Run {
+        lines,
+        faults,
+        memory,
+    }
+}
+
+/// Prints the eleven lines, the memory figure and the goals check, over
+/// all runs: each line's figure is its median across the runs.
+fn report(size: u64, delta: u64, runs: &[Run]) {
+    let n = runs.len();
+    let across = |f: &dyn Fn(&Run) -> f64| median(runs.iter().map(f).collect());
+    let mut ours = Vec::new();
+    for (k, title) in titles(size, delta).iter().enumerate() {
+        let (phoenix, bound) = PHOENIX[k];
+        let once = across(&|r| r.lines[k].once_ms);
+        let figure = across(&|r| r.lines[k].ours());
+        ours.push(figure);
+        let mut extra = String::new();
+        if n > 1 {
+            extra = format!("median of {n} runs");
+            match runs[0].lines[k].median {
+                Some((_, repeats)) => extra.push_str(&format!(
+                    ", each the median of {repeats} repeats: {figure:.4}ms"
+                )),
+                None => {
+                    let (lo, hi) = runs
+                        .iter()
+                        .map(|r| r.lines[k].once_ms)
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+                            (lo.min(t), hi.max(t))
+                        });
+                    extra.push_str(&format!(" (min {lo:.2}, max {hi:.2})"));
+                }
+            }
+            extra.push_str("; ");
+        } else if let Some((m, repeats)) = runs[0].lines[k].median {
+            extra = format!("median of {repeats} runs {m:.4}ms; ");
+        }
+        let lt = if bound { "< " } else { "" };
+        println!("{title}");
+        println!(
+            "   = {once:.2}ms  ({extra}Phoenix median {lt}{phoenix}ms: {}x faster)",
+            fmt_ratio(phoenix / figure)
+        );
+    }
+
+    // The set and the workload are deterministic: every run's heap is the
+    // same, so the first run's figure stands for all.
+    let mem = &runs[0].memory;
+    let per_entry = mem.per_entry();
     println!(
         "resident bytes per entry of the merged {} entry set: {:.1} (live heap {} bytes, minus {} bytes of ids, data and names = {} bytes; {} types)",
-        st.entries,
+        mem.entries,
         per_entry,
-        live,
-        st.string_bytes,
-        live - st.string_bytes as isize,
-        st.types
+        mem.live,
+        mem.string_bytes,
+        mem.live - mem.string_bytes,
+        mem.types
     );
-    if let Some(rss) = rss_bytes() {
+    if let Some(rss) = mem.rss {
         println!(
             "   process RSS {:.1} MiB (for information: it holds s2 and allocator slack too)",
             rss as f64 / 1048576.0
         );
     }
 
-    println!("goals:");
+    if n > 1 {
+        println!("goals (on the median of {n} runs, each in a fresh process, as Phoenix's figures are the median of three):");
+    } else {
+        println!("goals:");
+    }
     let mut all = true;
-    for (n, &(once, median)) in b.results.iter().enumerate() {
-        let ours = median.unwrap_or(once);
-        let ratio = PHOENIX[n].0 / ours;
+    for (k, &figure) in ours.iter().enumerate() {
+        let ratio = PHOENIX[k].0 / figure;
         let ok = ratio >= 50.0;
         all &= ok;
         println!(
             "   line {:>2}: {}x faster than Phoenix's median (goal 50x): {}",
-            n + 1,
+            k + 1,
             fmt_ratio(ratio),
             if ok { "ok" } else { "MISSED" }
         );
     }
-    let (l9_once, l9) = (
-        b.results[8].0 * 1000.0,
-        b.results[8].1.unwrap_or(b.results[8].0) * 1000.0,
-    );
+    let l9_once = across(&|r| r.lines[8].once_ms) * 1000.0;
+    let l9 = ours[8] * 1000.0;
     let ok9 = l9 < 100.0;
     all &= ok9;
     println!("   line  9 once: {l9_once:.1} us");
@@ -470,10 +682,11 @@ fn main() {
         "   line  9 median: {l9:.1} us (goal < 100 us): {}",
         if ok9 { "ok" } else { "MISSED" }
     );
-    for &(line, n, touch) in &faults {
-        let once = b.results[line - 1].0;
+    for (i, &(line, faults, _)) in runs[0].faults.iter().enumerate() {
+        let once = across(&|r| r.lines[line - 1].once_ms);
+        let touch = across(&|r| r.faults.get(i).map_or(f64::NAN, |f| f.2));
         println!(
-            "   line {line:>2}: {once:.1} ms with {n} page faults; as many first touches of \
+            "   line {line:>2}: {once:.1} ms with {faults} page faults; as many first touches of \
              fresh pages alone, timed just after: {touch:.1} ms (for information: the goal \
              is on the whole time)"
         );
@@ -492,5 +705,4 @@ fn main() {
             "some goals missed"
         }
     );
-    drop(m);
 }
