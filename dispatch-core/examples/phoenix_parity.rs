@@ -11,6 +11,12 @@
 //! compared by its median across the runs. `--runs N` changes the count;
 //! `--runs 1` runs once, in this process.
 //!
+//! The figures in the file were measured once; a machine of the same kind
+//! can be slower or faster on the day. `--phoenix DIR` runs Phoenix's own
+//! `script/bench.exs` (with `mix run`, in the phoenix_pubsub checkout DIR)
+//! after each of our runs and adds a comparison with those figures, taken
+//! on the same machine at the same moment.
+//!
 //! Lines 1 and 3 write many megabytes of fresh memory, and on Linux each
 //! page the process touches for the first time costs a page fault. For
 //! those lines the report also prints how many faults they took and what
@@ -21,6 +27,7 @@
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --size 100000 --delta-size 100
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --quick
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --runs 9
+//! cargo run --release -p dispatch-core --example phoenix_parity -- --phoenix ../phoenix_pubsub
 //! ```
 
 use std::hint::black_box;
@@ -321,6 +328,8 @@ struct Args {
     runs: usize,
     /// Set in the processes the parent starts: run once, print one line.
     child: bool,
+    /// A phoenix_pubsub checkout whose `script/bench.exs` runs beside ours.
+    phoenix: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -329,6 +338,7 @@ fn parse_args() -> Result<Args, String> {
         delta: 100,
         runs: 3,
         child: false,
+        phoenix: None,
     };
     let mut it = std::env::args().skip(1);
     let number = |flag: &str, v: Option<String>| -> Result<u64, String> {
@@ -348,9 +358,24 @@ fn parse_args() -> Result<Args, String> {
             }
             "--quick" => args.size = 10_000,
             "--child-run" => args.child = true,
+            "--phoenix" => {
+                let dir = std::path::PathBuf::from(
+                    it.next()
+                        .ok_or("--phoenix takes the folder of a phoenix_pubsub checkout")?,
+                );
+                if !dir.join("script/bench.exs").is_file() {
+                    return Err(format!(
+                        "--phoenix {}: no script/bench.exs there; give the folder of a \
+                         phoenix_pubsub checkout",
+                        dir.display()
+                    ));
+                }
+                args.phoenix = Some(dir);
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --size N, --delta-size N, --runs N or --quick"
+                    "unknown argument {other}; use --size N, --delta-size N, --runs N, \
+                     --phoenix DIR or --quick"
                 ))
             }
         }
@@ -372,35 +397,110 @@ fn main() {
         println!("{}", run_once(args.size, args.delta).encode());
         return;
     }
-    let runs: Vec<Run> = if args.runs == 1 {
-        vec![run_once(args.size, args.delta)]
-    } else {
-        // Each run in a fresh process, as Phoenix's three runs were: a run
-        // in this process would find the pages the previous one freed.
-        let exe = std::env::current_exe().expect("the path of this program");
-        (0..args.runs)
-            .map(|k| {
-                let out = std::process::Command::new(&exe)
-                    .args(["--size", &args.size.to_string()])
-                    .args(["--delta-size", &args.delta.to_string()])
-                    .arg("--child-run")
-                    .output()
-                    .expect("this program can start itself");
-                let text = String::from_utf8_lossy(&out.stdout);
-                match Run::decode(&text) {
-                    Some(run) if out.status.success() => run,
-                    _ => panic!(
-                        "run {} of {} failed ({}):\n{text}{}",
-                        k + 1,
-                        args.runs,
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr)
-                    ),
+    // Each run in a fresh process, as Phoenix's three runs were: a run in
+    // this process would find the pages the previous one freed. With
+    // `--phoenix`, a run of Phoenix's own script follows each of ours.
+    let mut runs = Vec::new();
+    let mut phoenix = Vec::new();
+    for k in 0..args.runs {
+        runs.push(if args.runs == 1 {
+            run_once(args.size, args.delta)
+        } else {
+            child_run(&args, k)
+        });
+        if let Some(dir) = &args.phoenix {
+            match phoenix_run(dir, args.size, args.delta) {
+                Ok(p) => phoenix.push(p),
+                Err(e) => {
+                    eprintln!(
+                        "phoenix_parity: Phoenix's benchmark in {}: {e}",
+                        dir.display()
+                    );
+                    std::process::exit(1);
                 }
-            })
-            .collect()
-    };
+            }
+        }
+    }
     report(args.size, args.delta, &runs);
+    if let Some(dir) = &args.phoenix {
+        report_same_run(dir, &runs, &phoenix);
+    }
+}
+
+/// Run `k` of the workload, in a fresh process of this program.
+fn child_run(args: &Args, k: usize) -> Run {
+    let exe = std::env::current_exe().expect("the path of this program");
+    let out = std::process::Command::new(&exe)
+        .args(["--size", &args.size.to_string()])
+        .args(["--delta-size", &args.delta.to_string()])
+        .arg("--child-run")
+        .output()
+        .expect("this program can start itself");
+    let text = String::from_utf8_lossy(&out.stdout);
+    match Run::decode(&text) {
+        Some(run) if out.status.success() => run,
+        _ => panic!(
+            "run {} of {} failed ({}):\n{text}{}",
+            k + 1,
+            args.runs,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// One run of Phoenix's own `script/bench.exs`, the way its documentation
+/// runs it (`mix run`, in the checkout), at the same sizes: its eleven
+/// times in milliseconds, as it prints them (rounded to 0.01 ms).
+fn phoenix_run(dir: &std::path::Path, size: u64, delta: u64) -> Result<[f64; 11], String> {
+    let out = std::process::Command::new("mix")
+        .current_dir(dir)
+        .args(["run", "script/bench.exs"])
+        .args(["--size", &size.to_string()])
+        .args(["--delta-size", &delta.to_string()])
+        .output()
+        .map_err(|e| format!("could not start `mix` ({e}); install Elixir"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "`mix run script/bench.exs` failed ({}):\n{text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    // Its lines read `   = 517.3ms    0.52s`.
+    let times: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("= "))
+        .filter_map(|l| l.split("ms").next()?.trim().parse().ok())
+        .collect();
+    times
+        .try_into()
+        .map_err(|t: Vec<f64>| format!("printed {} times, not 11:\n{text}", t.len()))
+}
+
+/// The comparison with Phoenix's script run alongside ours, line by line:
+/// the same machine at the same moment, so that a slow or a fast machine
+/// weighs on both.
+fn report_same_run(dir: &std::path::Path, runs: &[Run], phoenix: &[[f64; 11]]) {
+    println!(
+        "against Phoenix run alongside (`mix run script/bench.exs` in {}, {} runs, each after one of ours):",
+        dir.display(),
+        phoenix.len()
+    );
+    for k in 0..PHOENIX.len() {
+        let p = median(phoenix.iter().map(|t| t[k]).collect());
+        let ours = median(runs.iter().map(|r| r.lines[k].ours()).collect());
+        // The script rounds to 0.01 ms: a zero is below that.
+        let (p, lt) = if p == 0.0 { (0.01, "< ") } else { (p, "") };
+        let ratio = p / ours;
+        println!(
+            "   line {:>2}: Phoenix median {lt}{p:.2}ms, ours {ours:.4}ms: {}x faster{}",
+            k + 1,
+            fmt_ratio(ratio),
+            if ratio >= 50.0 { "" } else { " (under 50x)" }
+        );
+    }
 }
 
 /// Runs Phoenix's workload once and returns what it measured.
