@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::entries::Entries;
 use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
-use super::members::{Member, MAX_RECORDS};
+use super::members::{records_fit, Member, MAX_RECORDS};
 use super::replica::ReplicaId;
 use super::{Config, Presence, Summary};
 
@@ -301,8 +301,8 @@ impl Presence {
         if have - doomed.len() + new.len() > max as usize {
             return Err(MergeError::TooManyEntries { max });
         }
-        if self.live_records().saturating_add(new.len()) >= MAX_RECORDS {
-            return Err(MergeError::TooManyEntries { max });
+        if !records_fit(self.live_records(), new.len()) {
+            return Err(MergeError::SetFull { max: MAX_RECORDS });
         }
         Ok(new.len())
     }

@@ -99,6 +99,12 @@ pub enum OpError {
         /// The limit.
         max: u32,
     },
+    /// The whole set already holds the most entries one set can index
+    /// (2^31 - 1, over all replicas), whatever the per-replica limit.
+    SetFull {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl fmt::Display for OpError {
@@ -120,6 +126,10 @@ impl fmt::Display for OpError {
             OpError::TooManyEntries { max } => {
                 write!(f, "this replica already holds its limit of {max} entries")
             }
+            OpError::SetFull { max } => write!(
+                f,
+                "the set already holds {max} entries over all replicas, the most one set can index"
+            ),
         }
     }
 }
@@ -208,6 +218,12 @@ pub enum MergeError {
         /// The limit.
         max: u32,
     },
+    /// The whole set would hold more entries than one set can index
+    /// (2^31 - 1, over all replicas), whatever the per-replica limit.
+    SetFull {
+        /// The limit.
+        max: usize,
+    },
     /// We would know more than `Config::max_replicas` replicas.
     TooManyReplicas {
         /// The limit.
@@ -267,6 +283,10 @@ impl fmt::Display for MergeError {
             MergeError::TooManyEntries { max } => {
                 write!(f, "a replica would exceed its limit of {max} entries")
             }
+            MergeError::SetFull { max } => write!(
+                f,
+                "the set would hold more than {max} entries over all replicas, the most one set can index"
+            ),
             MergeError::TooManyReplicas { max } => {
                 write!(f, "we would know more than {max} replicas")
             }

@@ -64,6 +64,13 @@ pub(crate) const MAX_RECORDS: usize = (1 << 31) - 1;
 
 const MANY: u32 = 1 << 31;
 
+/// Whether a set holding `live` records has room for `new` more: slab
+/// indexes must stay below [`MAX_RECORDS`].
+#[inline]
+pub(crate) fn records_fit(live: usize, new: usize) -> bool {
+    live.saturating_add(new) <= MAX_RECORDS
+}
+
 impl Packed {
     pub(crate) const EMPTY: Packed = Packed(u32::MAX);
 
@@ -261,7 +268,17 @@ impl Presence {
 
 #[cfg(test)]
 mod tests {
-    use super::{Members, Packed, MAX_RECORDS};
+    use super::{records_fit, Members, Packed, MAX_RECORDS};
+
+    #[test]
+    fn the_set_takes_records_up_to_its_limit_and_no_more() {
+        assert!(records_fit(0, MAX_RECORDS));
+        assert!(records_fit(MAX_RECORDS - 1, 1));
+        assert!(!records_fit(MAX_RECORDS, 1));
+        assert!(!records_fit(MAX_RECORDS - 1, 2));
+        assert!(!records_fit(usize::MAX, usize::MAX));
+        assert!(records_fit(MAX_RECORDS, 0));
+    }
 
     #[test]
     fn packed_members_read_back_as_stored() {

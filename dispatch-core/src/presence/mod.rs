@@ -203,10 +203,13 @@ impl Presence {
             }
         }
         let max = self.config.max_entries_per_replica;
-        if self.replica(ME).entries.len() >= max as usize
-            || self.live_records() >= members::MAX_RECORDS
-        {
+        if self.replica(ME).entries.len() >= max as usize {
             return Err(OpError::TooManyEntries { max });
+        }
+        if !members::records_fit(self.live_records(), 1) {
+            return Err(OpError::SetFull {
+                max: members::MAX_RECORDS,
+            });
         }
         self.begin();
         // `begin` frees the types emptied by the last call, maybe this one.
