@@ -288,9 +288,7 @@ impl Dots {
                 self.slots.len() - self.slots.iter().rev().take_while(|&&i| i == HOLE).count();
             self.slots.truncate(keep);
             if self.holes() <= self.live + SLACK {
-                if self.slots.capacity() > 4 * self.slots.len() + 4 * SLACK {
-                    self.slots.shrink_to(2 * self.slots.len());
-                }
+                self.shrink();
                 return;
             }
             self.make_sparse();
@@ -305,9 +303,17 @@ impl Dots {
         }
         self.clocks.truncate(w);
         self.slots.truncate(w);
-        if self.slots.capacity() > 4 * w + 4 * SLACK {
-            self.clocks.shrink_to(2 * w);
-            self.slots.shrink_to(2 * w);
+        self.shrink();
+    }
+
+    /// Gives memory back when the list fills less than a quarter of it.
+    fn shrink(&mut self) {
+        let n = self.slots.len();
+        if self.slots.capacity() > 4 * n + 4 * SLACK {
+            self.slots.shrink_to(2 * n);
+            if !self.dense {
+                self.clocks.shrink_to(2 * n);
+            }
         }
     }
 
