@@ -801,9 +801,15 @@ fn report(size: u64, delta: u64, runs: &[Run]) {
         "   line  9 median: {l9:.1} us (goal < 100 us): {}",
         if ok9 { "ok" } else { "MISSED" }
     );
-    for (i, &(line, faults, _)) in runs[0].faults.iter().enumerate() {
+    for &(line, faults, _) in &runs[0].faults {
         let once = across(&|r| r.lines[line - 1].once_ms);
-        let touch = across(&|r| r.faults.get(i).map_or(f64::NAN, |f| f.2));
+        // A run that could not time the first touches has no figure: the
+        // median is of the runs that have one.
+        let touches: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.faults.iter().find(|f| f.0 == line).map(|f| f.2))
+            .collect();
+        let touch = median(touches);
         println!(
             "   line {line:>2}: {once:.1} ms with {faults} page faults; as many first touches of \
              fresh pages alone, timed just after: {touch:.1} ms (for information: the goal \
