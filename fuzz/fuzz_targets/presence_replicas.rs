@@ -2,7 +2,8 @@
 //! (loss, duplication, reordering, down/up, purge, restart), plus arbitrary
 //! bytes fed to a bystander. Checks: no panic; a refused merge changes
 //! nothing; after full anti-entropy every replica holds the same visible
-//! set, the union of each live replica's own entries.
+//! set, the union of each live replica's own entries, and the reads
+//! through the indexes (by type, by id, by key) agree with it.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -10,6 +11,9 @@ use dispatch_core::presence::{
     Config, Delta, Extract, MergeError, Meta, Presence, ReplicaId, State,
 };
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../dispatch-core/tests/presence_support/reads.rs"]
+mod reads;
 
 const N: usize = 3;
 
@@ -79,6 +83,11 @@ fn dump(p: &Presence) -> Vec<Row> {
         })
         .collect();
     v.sort();
+    reads::check_indexes(
+        p,
+        v.iter()
+            .map(|r| (r.0.clone(), r.2.clone(), r.3.clone(), r.4)),
+    );
     v
 }
 

@@ -376,7 +376,11 @@ impl Presence {
         let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
         // Per entry: its slab index and id hash, for the index by id to take
         // at once at the end.
-        let mut ids = self.id_idx.batch(new);
+        let mut ids = self.replicas[s as usize]
+            .as_mut()
+            .expect("target slot is live")
+            .ids
+            .batch(new);
         // (type, member) of the entries of types that were not created
         // for them: they are added to their members last.
         let mut later: Vec<(u32, Member)> = Vec::new();
@@ -415,7 +419,11 @@ impl Presence {
             }
             from = to;
         }
-        self.id_idx.insert_batch(ids);
+        self.replicas[s as usize]
+            .as_mut()
+            .expect("target slot is live")
+            .ids
+            .insert_batch(ids);
         // Members of one type must be added together; where every type is
         // known to get one (as when the entries name a type each), no sort
         // is needed.

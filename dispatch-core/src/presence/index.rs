@@ -1,4 +1,5 @@
-//! A string-keyed index split into shards that grow one at a time.
+//! A string-keyed index split into shards that grow one at a time: each
+//! replica's index of its entries by id.
 //!
 //! One big hash table doubles in one go: a merge that brings as many
 //! entries as the set holds rehashes the whole table at once, into a fresh
@@ -187,13 +188,6 @@ impl Index {
         let t = self.shards.get_mut(shard_of(h, n))?;
         t.find_entry(spread(h), eq).ok().map(|e| e.remove().0)
     }
-
-    /// Keeps only the slots that `keep` accepts.
-    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Slot) -> bool) {
-        for t in &mut self.shards {
-            t.retain(|s| keep(s));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -239,12 +233,11 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_a_model_across_growths_batches_removals_and_retain() {
+    fn agrees_with_a_model_across_growths_batches_and_removals() {
         let mut ix = Index::default();
         let mut model: BTreeMap<u32, u32> = BTreeMap::new();
         assert_eq!(ix.iter_hash(1).count(), 0);
         assert_eq!(ix.remove(1, |_| true), None);
-        ix.retain(|_| true);
         // Every seventh slot shares its hash with the one before.
         let mut hs = hashes(60_000);
         for k in (7..hs.len()).step_by(7) {
@@ -285,9 +278,6 @@ mod tests {
             assert_eq!(ix.remove(h, |s| s.0 == i), None);
             model.remove(&i);
         }
-        check(&ix, &model);
-        ix.retain(|s| s.0 % 5 != 0);
-        model.retain(|&i, _| i % 5 != 0);
         check(&ix, &model);
         add(&mut ix, &mut model, 30_000, 2);
         add(&mut ix, &mut model, 500, 1);

@@ -65,7 +65,6 @@ use hashbrown::HashTable;
 use entry::Record;
 use generations::Window;
 use hash::Keyed;
-use index::Index;
 use replica::ReplicaSlot;
 use store::{ChangeRec, TypeRec};
 use type_index::TypeIndex;
@@ -100,11 +99,13 @@ pub struct Summary {
 /// its members in the deterministic read order (a lone member's slab index
 /// held in the type record, two or more in a list of their own, every
 /// listed member carrying the first eight bytes of its id so that ordering
-/// seldom reads a record); per-replica entry lists
-/// by clock, so that down, up and purge cost time in proportion to that
-/// replica; and a keyed-hash index by id whose buckets hold a `u32` slab
-/// index plus 32 bits of the hash, so that growing it never reads the
-/// records, split in shards that grow one at a time. The members of a type
+/// seldom reads a record); and per replica, its entries by clock and a
+/// keyed-hash index of them by id, so that down, up and purge cost time in
+/// proportion to that replica (a purge drops the replica's index whole, and
+/// a merge that brings a replica's entries grows only that replica's
+/// index). The buckets of an index by id hold a `u32` slab index plus 32
+/// bits of the hash, so that growing it never reads the records, and it is
+/// split in shards that grow one at a time. The members of a type
 /// double as the index by (replica, type, id), being ordered by (id,
 /// replica), and a replica's list as the index by dot. Merging a delta costs
 /// time in proportion to the delta.
@@ -132,7 +133,6 @@ pub struct Presence {
     /// Replica slots retired in this call; freed at the next call.
     retired: Vec<u32>,
     replica_idx: HashTable<u32>,
-    id_idx: Index,
     changes: Vec<ChangeRec>,
     /// Records removed by the last call, kept for the change views.
     removed: Vec<Record>,
@@ -172,7 +172,6 @@ impl Presence {
             free_replicas: Vec::new(),
             retired: Vec::new(),
             replica_idx: HashTable::new(),
-            id_idx: Index::default(),
             changes: Vec::new(),
             removed: Vec::new(),
             pending: Window::new(u64::MAX),

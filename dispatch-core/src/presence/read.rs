@@ -110,11 +110,14 @@ impl Presence {
     }
 
     /// The visible entries with this service id, of every type and replica,
-    /// in no particular order.
+    /// in no particular order. Each replica indexes its own entries by id,
+    /// so this costs one lookup per known replica.
     pub fn entries_of_id<'a>(&'a self, id: &'a str) -> impl Iterator<Item = EntryRef<'a>> + 'a {
         let h = self.hasher.bytes(id.as_bytes()) as u32;
-        self.id_idx
-            .iter_hash(h)
+        self.replicas
+            .iter()
+            .flatten()
+            .flat_map(move |s| s.ids.iter_hash(h))
             .filter(move |&&(i, hh)| hh == h && self.record(i).id_bytes() == id.as_bytes())
             .filter_map(move |&(i, _)| self.visible(i))
     }

@@ -5,6 +5,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use super::index::Index;
+
 /// A replica: a node name and the incarnation of this run of the node.
 ///
 /// A node picks a new, larger incarnation on every restart; a newer
@@ -53,6 +55,8 @@ pub(crate) struct ReplicaSlot {
     pub(crate) up: bool,
     /// Its entries by clock; also the index from its dots to records.
     pub(crate) entries: Dots,
+    /// Its entries by id: slab index and the low 32 bits of the id's hash.
+    pub(crate) ids: Index,
 }
 
 /// The slab index of a removed entry in [`Dots`], until compaction, and of

@@ -7,6 +7,7 @@ use core::cmp::Ordering;
 
 use super::entry::{Meta, Name, Record, NAME_INLINE};
 use super::hash::Keyed;
+use super::index::Index;
 use super::members::{id_prefix, Listed, Member, Members, Packed};
 use super::replica::{Dots, ReplicaId, ReplicaSlot};
 use super::{Presence, Summary};
@@ -292,6 +293,7 @@ impl Presence {
             clock: 0,
             up: true,
             entries: Dots::default(),
+            ids: Index::default(),
         };
         let r = match self.free_replicas.pop() {
             Some(r) => {
@@ -324,7 +326,10 @@ impl Presence {
         if let Ok(e) = self.replica_idx.find_entry(h, |&x| x == r) {
             e.remove();
         }
-        let list = core::mem::take(&mut self.replicas[r as usize].as_mut().expect("live").entries);
+        let slot = self.replicas[r as usize].as_mut().expect("live");
+        let list = core::mem::take(&mut slot.entries);
+        // Its index by id goes whole: the records below leave it unread.
+        slot.ids = Index::default();
         if list.len() >= BULK_MIN && list.len() * 4 >= self.live_records() {
             self.unlink_bulk(list.slots(), list.len(), report);
         } else {
@@ -335,9 +340,10 @@ impl Presence {
         self.retired.push(r);
     }
 
-    /// Removes many records of one replica at once: instead of one index
-    /// lookup per record, each index is swept once against a bitmap of the
-    /// doomed slab slots. Used when they are a large share of the set, so the
+    /// Removes many records of one replica at once, whose index by id the
+    /// caller has dropped: instead of one search per record, the member
+    /// lists of their types are swept once against a bitmap of the doomed
+    /// slab slots. Used when they are a large share of the set, so the
     /// sweep still costs time in proportion to them.
     fn unlink_bulk(&mut self, list: impl Iterator<Item = u32>, n: usize, report: bool) {
         let mut dead = vec![0u64; self.slab.len().div_ceil(64)];
@@ -372,7 +378,6 @@ impl Presence {
                 }
             }
         }
-        self.id_idx.retain(|&(i, _)| !is_dead(i));
     }
 
     /// Interns a type name whose hash is `h`.
@@ -439,7 +444,9 @@ impl Presence {
     /// Makes room for `n` more records of replica `r`, indexed by id.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
         self.reserve_records(r, n);
-        self.id_idx.reserve(n);
+        if let Some(s) = self.replicas[r as usize].as_mut() {
+            s.ids.reserve(n);
+        }
     }
 
     /// [`reserve`](Self::reserve) without the index by id, for a bulk insert
@@ -523,7 +530,7 @@ impl Presence {
         at: Option<usize>,
     ) -> u32 {
         let i = self.store_record(r, t, id, clock, prev, meta, at);
-        self.index_id(i, id_hash as u32);
+        self.index_id(r, i, id_hash as u32);
         i
     }
 
@@ -768,10 +775,14 @@ impl Presence {
         self.member_cmp(a, b.prefix(), y.id_bytes(), &rid.name, rid.incarnation)
     }
 
-    /// Adds the stored record `i`, whose id hashes to `id_hash` (low 32
-    /// bits), to the index by id.
-    pub(crate) fn index_id(&mut self, i: u32, id_hash: u32) {
-        self.id_idx.insert_unique((i, id_hash));
+    /// Adds the stored record `i` of replica slot `r`, whose id hashes to
+    /// `id_hash` (low 32 bits), to that replica's index by id.
+    pub(crate) fn index_id(&mut self, r: u32, i: u32, id_hash: u32) {
+        self.replicas[r as usize]
+            .as_mut()
+            .expect("live replica")
+            .ids
+            .insert_unique((i, id_hash));
     }
 
     /// Removes a record; reports it as a leave when its replica is up and
@@ -780,12 +791,14 @@ impl Presence {
         self.unlink(i, report, true);
     }
 
-    /// Removes record `i` from the indexes, its type and (if `from_list`)
-    /// its replica's list, then keeps it for the change views or drops it.
+    /// Removes record `i` from its type and (if `from_list`) from its
+    /// replica's list and index by id, then keeps it for the change views
+    /// or drops it. A replica that goes whole drops its list and index
+    /// itself.
     fn unlink(&mut self, i: u32, report: bool, from_list: bool) {
         let x = self.record(i);
         let (r, t, clock) = (x.replica, x.ty, x.clock);
-        let id_hash = self.hasher.bytes(x.id_bytes()) as u32;
+        let id_hash = from_list.then(|| self.hasher.bytes(x.id_bytes()) as u32);
         // Small types are scanned for the index itself, which reads no
         // other record; large ones are searched by key.
         let members = self.listed(t);
@@ -800,14 +813,14 @@ impl Presence {
                 self.empty_types.push(t);
             }
         }
-        self.id_idx.remove(id_hash, |&(x, _)| x == i);
         let record = self.slab[i as usize].take().expect("live record");
         self.free.push(i);
         let s = self.replicas[r as usize]
             .as_mut()
             .expect("a record's replica is live");
-        if from_list {
+        if let Some(h) = id_hash {
             s.entries.remove(clock);
+            s.ids.remove(h, |&(x, _)| x == i);
         }
         if report && s.up {
             self.removed.push(record);

@@ -4,6 +4,8 @@
 use dispatch_core::presence::{Config, Delta, Extract, Meta, Presence, ReplicaId, State};
 use proptest::prelude::*;
 
+mod reads;
+
 /// One visible entry, owned, for comparisons.
 pub type Row = (String, u64, String, String, u64, u64, State, u32, Vec<u8>);
 
@@ -40,6 +42,11 @@ pub fn dump(p: &Presence) -> Vec<Row> {
         })
         .collect();
     v.sort();
+    reads::check_indexes(
+        p,
+        v.iter()
+            .map(|r| (r.0.clone(), r.2.clone(), r.3.clone(), r.4)),
+    );
     v
 }
 
