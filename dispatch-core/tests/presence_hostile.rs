@@ -3,7 +3,7 @@
 mod presence_support;
 
 use dispatch_core::presence::{
-    Config, Delta, Extract, MergeError, Meta, Presence, ReplicaId, WireEntry,
+    Config, Delta, Extract, MergeError, Meta, Presence, ReplicaId, WireEntry, MAX_CLOCK,
 };
 use presence_support::*;
 
@@ -156,6 +156,65 @@ fn hostile_deltas_are_refused_without_change() {
             max: 1024,
         },
     );
+    // No replica reaches a clock past MAX_CLOCK: data claiming one is
+    // refused, whether an entry or only the range end lies there.
+    let past = MAX_CLOCK + 1;
+    refused(
+        &delta("q", 1, 0, past, vec![entry("t", "z", past)], vec![]),
+        MergeError::ClockTooLarge {
+            clock: past,
+            max: MAX_CLOCK,
+        },
+    );
+    refused(
+        &delta("p", 5, 2, u64::MAX, vec![entry("t", "z", 3)], vec![]),
+        MergeError::ClockTooLarge {
+            clock: u64::MAX,
+            max: MAX_CLOCK,
+        },
+    );
+}
+
+#[test]
+fn clocks_up_to_the_limit_are_stored_exactly() {
+    // The record packs the clock with the replica slot: the largest clock
+    // must read back whole, and stay apart from the replica's other entries.
+    let mut r = receiver();
+    let top = MAX_CLOCK;
+    let d = delta(
+        "q",
+        1,
+        0,
+        top - 1,
+        vec![entry("t", "a", top - 2), entry("u", "b", top - 1)],
+        vec![],
+    );
+    assert_eq!(r.merge_delta(&d).unwrap().joins, 2);
+    let clocks = |r: &Presence, ty: &str| -> Vec<(String, u64)> {
+        r.entries_of_type(ty)
+            .map(|e| (e.replica().name.to_string(), e.reference().clock))
+            .collect()
+    };
+    let (p, q) = (String::from("p"), String::from("q"));
+    // Listed by id: q's "a" before p's "x" and "y".
+    let t = [(q.clone(), top - 2), (p.clone(), 1), (p, 2)];
+    assert_eq!(clocks(&r, "t"), t);
+    assert_eq!(clocks(&r, "u"), [(q.clone(), top - 1)]);
+    // The last operation a replica can make: a remove found by its packed
+    // clock, and an add at the largest clock.
+    let last = delta(
+        "q",
+        1,
+        top - 1,
+        top,
+        vec![entry("u", "c", top)],
+        vec![top - 2],
+    );
+    let s = r.merge_delta(&last).unwrap();
+    assert_eq!((s.joins, s.leaves), (1, 1));
+    assert_eq!(clocks(&r, "t"), t[1..]);
+    assert_eq!(clocks(&r, "u"), [(q.clone(), top - 1), (q, top)]);
+    assert_eq!(r.context().clock_of(&ReplicaId::new("q", 1)), Some(top));
 }
 
 #[test]
@@ -254,6 +313,16 @@ fn hostile_extracts_are_refused_without_change() {
         &mut r,
         &before_bad,
         MergeError::ClockOutOfRange { clock: 1 },
+    );
+    let mut past = good.clone();
+    past.replicas[0].clock = MAX_CLOCK + 1;
+    check(
+        &mut r,
+        &past,
+        MergeError::ClockTooLarge {
+            clock: MAX_CLOCK + 1,
+            max: MAX_CLOCK,
+        },
     );
 
     // A gap section (made for a state we no longer have) is skipped, counted.

@@ -12,7 +12,11 @@ pub const MAX_GENERATION_OPS: u32 = 1 << 24;
 /// The largest value accepted for `max_entries_per_replica`.
 pub const MAX_ENTRIES_PER_REPLICA: u32 = 1 << 28;
 /// The largest value accepted for `max_replicas`.
-pub const MAX_REPLICAS: u32 = 1 << 16;
+pub const MAX_REPLICAS: u32 = 1 << 15;
+/// The largest clock a replica's entries can have (2^48 - 1): merges refuse
+/// data past it, and a replica whose own clock reaches it must restart with
+/// a new incarnation (at a million operations a second, after nine years).
+pub const MAX_CLOCK: u64 = (1 << 48) - 1;
 /// The largest value accepted for the string and data length limits.
 pub const MAX_LEN: u32 = 1 << 16;
 

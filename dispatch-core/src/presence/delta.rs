@@ -9,7 +9,7 @@ use super::entry::{Raw, WireEntry};
 use super::error::MergeError;
 use super::members::{records_fit, Member, MAX_RECORDS};
 use super::replica::ReplicaId;
-use super::{Config, Presence, Summary};
+use super::{Config, Presence, Summary, MAX_CLOCK};
 
 /// The operations of one replica with clocks in `(start, end]`, compacted.
 ///
@@ -108,13 +108,13 @@ impl Presence {
         if let Some(s) = target.slot() {
             doomed.extend(d.removes.iter().filter_map(|&dot| self.find_dot(s, dot)));
             for i in self.alive_in_range(s, d.start, c) {
-                if !contains_clock(&d.adds, self.record(i).clock) {
+                if !contains_clock(&d.adds, self.record(i).clock()) {
                     doomed.push(i);
                 }
             }
         }
         let gone = |p: &Presence, i: u32| {
-            let ck = p.record(i).clock;
+            let ck = p.record(i).clock();
             if ck <= d.start {
                 d.removes.binary_search(&ck).is_ok()
             } else {
@@ -188,6 +188,12 @@ impl Presence {
         hi: u64,
     ) -> Result<usize, MergeError> {
         let c = &self.config;
+        if hi > MAX_CLOCK {
+            return Err(MergeError::ClockTooLarge {
+                clock: hi,
+                max: MAX_CLOCK,
+            });
+        }
         if entries.count() > c.max_entries_per_replica as usize {
             return Err(MergeError::TooManyEntries {
                 max: c.max_entries_per_replica,

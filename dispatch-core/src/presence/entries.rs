@@ -55,7 +55,7 @@ impl<'a> Entries<'a> {
     /// The clock of the `k`-th entry (`k < len`).
     pub(crate) fn clock(&self, k: usize) -> u64 {
         match &self.0 {
-            Repr::Local { set, slots } => set.record(slots[k]).clock,
+            Repr::Local { set, slots } => set.record(slots[k]).clock(),
             Repr::Wire(v) => v[k].clock,
         }
     }

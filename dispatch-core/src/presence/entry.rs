@@ -63,8 +63,9 @@ pub struct WireEntry<'a> {
     pub meta: Meta<'a>,
 }
 
-/// The most bytes of id and data stored in the record itself.
-const INLINE: usize = 23;
+/// The most bytes of id, data and previous clock stored in the record
+/// itself.
+const INLINE: usize = 22;
 
 /// A length of inline bytes. An enum so that the values above [`INLINE`]
 /// are free for the compiler to tag [`Bytes`] with: it stays 24 bytes.
@@ -94,14 +95,13 @@ pub(crate) enum Len {
     L20,
     L21,
     L22,
-    L23,
 }
 
 const LENS: [Len; INLINE + 1] = {
     use Len::*;
     [
         L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19,
-        L20, L21, L22, L23,
+        L20, L21, L22,
     ]
 };
 
@@ -132,38 +132,61 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// The id and user data of an entry, in the record when short (no
-/// allocation, no pointer to follow), else in one allocation.
+/// The id, user data and previous clock of an entry, in the record when
+/// short (no allocation, no pointer to follow), else in one allocation;
+/// with the record's head: the id's length and the entry's flags
+/// ([`OFFLINE`], [`HAS_PREV`]). An inline head is one byte (the id is at
+/// most [`INLINE`] bytes long there), flags in its top two bits; an
+/// allocation starts with its head, four bytes little-endian.
 #[derive(Debug, Clone)]
 pub(crate) enum Bytes {
-    Inline { buf: [u8; INLINE], len: Len },
+    Inline {
+        buf: [u8; INLINE],
+        head: u8,
+        len: Len,
+    },
     Heap(Box<[u8]>),
 }
 
+/// The bytes the head takes at the start of an allocation.
+const HEAP_HEAD: usize = 4;
+
 const _: () = assert!(core::mem::size_of::<Bytes>() == 24);
+
+/// The bits of an inline head that hold the id's length.
+const INLINE_LEN: u8 = 0x3f;
+
+/// How far the flags move from a head to an inline head.
+const INLINE_FLAGS_SHIFT: u32 = 24;
+
+const _: () = assert!(INLINE <= INLINE_LEN as usize);
+const _: () = assert!(FLAGS >> INLINE_FLAGS_SHIFT & INLINE_LEN as u32 == 0);
 
 impl Bytes {
     /// No bytes, stored inline.
     pub(crate) const EMPTY: Bytes = Bytes::Inline {
         buf: [0; INLINE],
+        head: 0,
         len: Len::L0,
     };
 
-    /// Makes these bytes `a`, `b` then `c`, copying them in place. Hot
-    /// paths store a record with [`EMPTY`](Self::EMPTY) bytes and then set
-    /// them: bytes copied into a buffer that is then moved whole would make
-    /// the move wait for every pending store to land.
+    /// Makes these bytes `a`, `b` then `c`, copying them in place, with
+    /// `head`, whose length part must be at most `a`'s length. Hot paths
+    /// store a record with [`EMPTY`](Self::EMPTY) bytes and then set them:
+    /// bytes copied into a buffer that is then moved whole would make the
+    /// move wait for every pending store to land.
     #[inline]
-    pub(crate) fn set_concat(&mut self, a: &[u8], b: &[u8], c: &[u8]) {
+    pub(crate) fn set_concat(&mut self, head: u32, a: &[u8], b: &[u8], c: &[u8]) {
         let n = a.len() + b.len() + c.len();
         if n <= INLINE {
             // Bytes already inline (a new record's are empty) keep their
-            // buffer: only the length and the bytes are written.
+            // buffer: only the length, the head and the bytes are written.
             if let Bytes::Heap(_) = self {
                 *self = Bytes::EMPTY;
             }
-            if let Bytes::Inline { buf, len } = self {
+            if let Bytes::Inline { buf, head: h, len } = self {
                 *len = LENS[n];
+                *h = (head & !FLAGS) as u8 | (head >> INLINE_FLAGS_SHIFT) as u8;
                 let (ab, rest) = buf.split_at_mut(a.len());
                 let (bb, cb) = rest.split_at_mut(b.len());
                 copy_short(ab, a);
@@ -171,7 +194,8 @@ impl Bytes {
                 copy_short(&mut cb[..c.len()], c);
             }
         } else {
-            let mut v = Vec::with_capacity(n);
+            let mut v = Vec::with_capacity(HEAP_HEAD + n);
+            v.extend_from_slice(&head.to_le_bytes());
             v.extend_from_slice(a);
             v.extend_from_slice(b);
             v.extend_from_slice(c);
@@ -182,8 +206,23 @@ impl Bytes {
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Inline { buf, len } => &buf[..*len as usize],
-            Bytes::Heap(b) => b,
+            Bytes::Inline { buf, len, .. } => &buf[..*len as usize],
+            Bytes::Heap(b) => &b[HEAP_HEAD..],
+        }
+    }
+
+    /// The head: the id's length with [`OFFLINE`] and [`HAS_PREV`].
+    #[inline]
+    pub(crate) fn head(&self) -> u32 {
+        match *self {
+            Bytes::Inline { head, .. } => {
+                u32::from(head & INLINE_LEN) | u32::from(head & !INLINE_LEN) << INLINE_FLAGS_SHIFT
+            }
+            Bytes::Heap(ref b) => {
+                let mut w = [0u8; HEAP_HEAD];
+                w.copy_from_slice(&b[..HEAP_HEAD]);
+                u32::from_le_bytes(w)
+            }
         }
     }
 }
@@ -235,33 +274,42 @@ impl Name {
     }
 }
 
-/// One stored entry. The id and the user data are stored together, and
-/// so is the previous ref of an entry that replaced another: most entries
-/// have none, and keeping it out of the fixed part keeps a record at 48
-/// bytes, the bulk of a large set.
+/// One stored entry: 40 bytes, the bulk of a large set. The id and the
+/// user data are stored together, and so is the previous ref of an entry
+/// that replaced another (most entries have none, and keeping it out of
+/// the fixed part keeps the record small); the clock and the replica slot
+/// share a word.
 #[derive(Debug, Clone)]
 pub(crate) struct Record {
     /// `id` bytes, then `data` bytes, then for a record with [`HAS_PREV`]
-    /// set the previous clock (eight bytes, little-endian).
+    /// set the previous clock (eight bytes, little-endian); and the head.
     pub(crate) bytes: Bytes,
-    pub(crate) clock: u64,
-    /// Replica slot.
-    pub(crate) replica: u32,
+    /// The clock in the low [`CLOCK_BITS`] bits, the replica slot above.
+    dot: u64,
     /// Interned type slot.
     pub(crate) ty: u32,
     pub(crate) slot: u32,
-    /// The id's length, with [`OFFLINE`] set for [`State::Offline`] and
-    /// [`HAS_PREV`] for a record that replaced another.
-    id_len: u32,
 }
 
-/// The bit of `Record::id_len` that holds the state; lengths stay below it.
+/// The bits of `Record::dot` that hold the clock: clocks stay at most
+/// [`MAX_CLOCK`](super::MAX_CLOCK), which merges and local operations check.
+const CLOCK_BITS: u32 = 48;
+
+/// The largest replica slot a record can name: slots stay below twice
+/// [`MAX_REPLICAS`](super::MAX_REPLICAS) (the known replicas, plus those
+/// replaced within one call).
+const MAX_SLOT: u64 = u64::MAX >> CLOCK_BITS;
+
+const _: () = assert!(super::config::MAX_CLOCK == (1 << CLOCK_BITS) - 1);
+const _: () = assert!(2 * super::config::MAX_REPLICAS as u64 - 1 <= MAX_SLOT);
+
+/// The bit of a record's head that holds the state; lengths stay below it.
 const OFFLINE: u32 = 1 << 31;
 
-/// The bit of `Record::id_len` set when the bytes end with a previous clock.
+/// The bit of a record's head set when the bytes end with a previous clock.
 const HAS_PREV: u32 = 1 << 30;
 
-/// The bits of `Record::id_len` that are not the length.
+/// The bits of a head that are not the length.
 const FLAGS: u32 = OFFLINE | HAS_PREV;
 
 /// The bytes a previous clock takes at the end of a record's bytes.
@@ -269,55 +317,60 @@ const PREV_LEN: usize = 8;
 
 const _: () = assert!(super::config::MAX_LEN < HAS_PREV);
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(core::mem::size_of::<Option<Record>>() == 48);
+const _: () = assert!(core::mem::size_of::<Option<Record>>() == 40);
 
 impl Record {
-    /// A record of `id` with metadata `meta` and previous clock `prev` (0
-    /// for none), but with no bytes yet: set them in place with
+    /// A record of replica slot `replica` at `clock` in type slot `ty`,
+    /// with ring slot `slot`, but with no bytes yet: set them in place with
     /// [`set_bytes`](Self::set_bytes) (see [`Bytes::set_concat`]).
     #[inline]
-    pub(crate) fn blank(
-        id: &[u8],
-        meta: Meta<'_>,
-        clock: u64,
-        prev: u64,
-        replica: u32,
-        ty: u32,
-    ) -> Self {
+    pub(crate) fn blank(slot: u32, clock: u64, replica: u32, ty: u32) -> Self {
+        debug_assert!(clock <= super::config::MAX_CLOCK && u64::from(replica) <= MAX_SLOT);
+        Record {
+            bytes: Bytes::EMPTY,
+            dot: clock | u64::from(replica) << CLOCK_BITS,
+            ty,
+            slot,
+        }
+    }
+
+    /// The clock of the operation that added the entry.
+    #[inline]
+    pub(crate) fn clock(&self) -> u64 {
+        self.dot & super::config::MAX_CLOCK
+    }
+
+    /// The replica slot.
+    #[inline]
+    pub(crate) fn replica(&self) -> u32 {
+        (self.dot >> CLOCK_BITS) as u32
+    }
+
+    /// Stores the id, the state and data of `meta`, and the previous clock
+    /// `prev` (0 for none).
+    #[inline]
+    pub(crate) fn set_bytes(&mut self, id: &[u8], meta: Meta<'_>, prev: u64) {
         let state = match meta.state {
             State::Online => 0,
             State::Offline => OFFLINE,
         };
-        let has_prev = if prev == 0 { 0 } else { HAS_PREV };
-        Record {
-            bytes: Bytes::EMPTY,
-            clock,
-            replica,
-            ty,
-            slot: meta.slot,
-            id_len: id.len() as u32 | state | has_prev,
-        }
-    }
-
-    /// Stores the id, data and previous clock of a [`blank`](Self::blank)
-    /// record made with the same `prev`.
-    #[inline]
-    pub(crate) fn set_bytes(&mut self, id: &[u8], data: &[u8], prev: u64) {
+        let head = id.len() as u32 | state;
         if prev == 0 {
-            self.bytes.set_concat(id, data, &[]);
+            self.bytes.set_concat(head, id, meta.data, &[]);
         } else {
-            self.bytes.set_concat(id, data, &prev.to_le_bytes());
+            let prev = prev.to_le_bytes();
+            self.bytes.set_concat(head | HAS_PREV, id, meta.data, &prev);
         }
     }
 
     fn id_len(&self) -> usize {
-        (self.id_len & !FLAGS) as usize
+        (self.bytes.head() & !FLAGS) as usize
     }
 
     /// Where the data ends in the bytes.
     fn data_end(&self) -> usize {
         let n = self.bytes.as_slice().len();
-        if self.id_len & HAS_PREV == 0 {
+        if self.bytes.head() & HAS_PREV == 0 {
             n
         } else {
             n - PREV_LEN
@@ -353,9 +406,9 @@ impl Record {
     /// it copies, and one pass over the bytes checks their bounds once.
     #[inline]
     pub(crate) fn parts(&self) -> (&[u8], Meta<'_>, u64) {
-        let b = self.bytes.as_slice();
-        let (id, rest) = b.split_at(self.id_len().min(b.len()));
-        let (data, prev) = if self.id_len & HAS_PREV == 0 {
+        let (b, head) = (self.bytes.as_slice(), self.bytes.head());
+        let (id, rest) = b.split_at(((head & !FLAGS) as usize).min(b.len()));
+        let (data, prev) = if head & HAS_PREV == 0 {
             (rest, 0)
         } else {
             let (data, tail) = rest.split_at(rest.len().saturating_sub(PREV_LEN));
@@ -365,7 +418,7 @@ impl Record {
             }
             (data, u64::from_le_bytes(w))
         };
-        let state = if self.id_len & OFFLINE == 0 {
+        let state = if head & OFFLINE == 0 {
             State::Online
         } else {
             State::Offline
@@ -404,7 +457,10 @@ impl<'a> From<WireEntry<'a>> for Raw<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bytes, Name, NAME_INLINE};
+    use super::{
+        Bytes, Meta, Name, Record, State, FLAGS, HAS_PREV, MAX_SLOT, NAME_INLINE, OFFLINE,
+    };
+    use crate::presence::MAX_CLOCK;
 
     #[test]
     fn inline_names_keep_their_bytes() {
@@ -427,10 +483,37 @@ mod tests {
                 let (x, y) = (&src[..a], &src[a..a + b]);
                 for c in [0, 8] {
                     let z = &src[a + b..a + b + c];
-                    let mut bytes = Bytes::EMPTY;
-                    bytes.set_concat(x, y, z);
-                    assert_eq!(bytes.as_slice(), &src[..a + b + c], "{a} + {b} + {c}");
+                    for flags in [0, OFFLINE, HAS_PREV, FLAGS] {
+                        let mut bytes = Bytes::EMPTY;
+                        let head = a as u32 | flags;
+                        bytes.set_concat(head, x, y, z);
+                        assert_eq!(bytes.as_slice(), &src[..a + b + c], "{a} + {b} + {c}");
+                        assert_eq!(bytes.head(), head, "{a} + {b} + {c}, flags {flags:x}");
+                    }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_clock_replica_and_parts_at_their_limits() {
+        let data = [7u8; 30];
+        for (clock, replica) in [(1, 0), (MAX_CLOCK, MAX_SLOT as u32), (MAX_CLOCK - 1, 1)] {
+            for (id, n, prev, state) in [
+                (&b"user1"[..], 8, 0, State::Online),
+                (b"user1", 8, 9, State::Offline),
+                (b"a-much-longer-service-id", 30, 3, State::Offline),
+                (b"", 0, 0, State::Online),
+            ] {
+                let meta = Meta {
+                    state,
+                    slot: 5,
+                    data: &data[..n],
+                };
+                let mut r = Record::blank(meta.slot, clock, replica, 4);
+                r.set_bytes(id, meta, prev);
+                assert_eq!((r.clock(), r.replica(), r.ty), (clock, replica, 4));
+                assert_eq!(r.parts(), (id, meta, prev), "{id:?} with {n} bytes");
             }
         }
     }

@@ -105,6 +105,12 @@ pub enum OpError {
         /// The limit.
         max: usize,
     },
+    /// Our clock has reached [`MAX_CLOCK`](super::MAX_CLOCK): restart with
+    /// a new incarnation, which starts again from zero.
+    ClockExhausted {
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl fmt::Display for OpError {
@@ -129,6 +135,10 @@ impl fmt::Display for OpError {
             OpError::SetFull { max } => write!(
                 f,
                 "the set already holds {max} entries over all replicas, the most one set can index"
+            ),
+            OpError::ClockExhausted { max } => write!(
+                f,
+                "this replica's clock has reached its limit of {max}; restart with a new incarnation"
             ),
         }
     }
@@ -168,6 +178,14 @@ pub enum MergeError {
     ClockOutOfRange {
         /// The clock.
         clock: u64,
+    },
+    /// Data claims a clock past [`MAX_CLOCK`](super::MAX_CLOCK), which no
+    /// replica reaches.
+    ClockTooLarge {
+        /// The clock.
+        clock: u64,
+        /// The limit.
+        max: u64,
     },
     /// A list of clocks is not strictly increasing.
     ClocksNotIncreasing {
@@ -256,6 +274,9 @@ impl fmt::Display for MergeError {
             }
             MergeError::ClockOutOfRange { clock } => {
                 write!(f, "clock {clock} lies outside the declared range")
+            }
+            MergeError::ClockTooLarge { clock, max } => {
+                write!(f, "clock {clock} exceeds the limit of {max} for any replica")
             }
             MergeError::ClocksNotIncreasing { clock } => write!(f, "clock {clock} is out of order"),
             MergeError::BadPrev { clock } => write!(

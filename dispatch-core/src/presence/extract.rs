@@ -110,7 +110,7 @@ impl Presence {
                 }
             }
             let new = self.check_new(target, &sec.entries, c, &doomed, |p, i| {
-                p.extract_removes(sec, p.record(i).clock, c)
+                p.extract_removes(sec, p.record(i).clock(), c)
             })?;
             plans.push(Plan {
                 section: n,

@@ -48,7 +48,8 @@ mod store;
 mod type_index;
 
 pub use config::{
-    Config, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN, MAX_REPLICAS,
+    Config, MAX_CLOCK, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN,
+    MAX_REPLICAS,
 };
 pub use delta::Delta;
 pub use entries::Entries;
@@ -90,9 +91,10 @@ pub struct Summary {
 
 /// The replicated set of service entries of a cluster, as one node holds it.
 ///
-/// Storage: a slab of 48-byte entry records addressed by `u32`, each
+/// Storage: a slab of 40-byte entry records addressed by `u32`, each
 /// holding its id and user data (and the previous ref of an updated entry)
-/// itself when they fit in 23 bytes; interned types in 16-byte records
+/// itself when they fit in 22 bytes, and its clock (at most [`MAX_CLOCK`])
+/// in one word with its replica slot; interned types in 16-byte records
 /// (names of up to 11 bytes held inline, longer ones in a table of their
 /// own, so that a type record holds no pointer) in a keyed-hash index of
 /// four-byte buckets (the type slot and a few bits of its hash), each with
@@ -210,6 +212,7 @@ impl Presence {
                 max: members::MAX_RECORDS,
             });
         }
+        self.check_clock()?;
         self.begin();
         // `begin` frees the types emptied by the last call, maybe this one.
         let t = match t {
@@ -227,8 +230,9 @@ impl Presence {
     /// Removes the entry (`ty`, `id`) of our replica; returns the ref it had.
     pub fn remove(&mut self, ty: &str, id: &str) -> Result<Ref, OpError> {
         let idx = self.find_local(ty, id).ok_or(OpError::NotFound)?;
+        self.check_clock()?;
         self.begin();
-        let old = self.record(idx).clock;
+        let old = self.record(idx).clock();
         self.local_op(Some(old));
         self.remove_record(idx, true);
         Ok(self.my_ref(old))
@@ -245,8 +249,9 @@ impl Presence {
             return Ok(None);
         }
         self.check_local(ty, id, &meta)?;
+        self.check_clock()?;
         self.begin();
-        let old = self.record(idx).clock;
+        let old = self.record(idx).clock();
         let clock = self.local_op(Some(old));
         self.remove_record(idx, true);
         self.insert_record(ME, ty, id, clock, old, meta);
@@ -356,6 +361,14 @@ impl Presence {
         Ok(())
     }
 
+    /// Refuses an operation once our clock has no room for another one.
+    fn check_clock(&self) -> Result<(), OpError> {
+        if self.replica(ME).clock >= MAX_CLOCK {
+            return Err(OpError::ClockExhausted { max: MAX_CLOCK });
+        }
+        Ok(())
+    }
+
     fn find_local(&self, ty: &str, id: &str) -> Option<u32> {
         let t = self.find_type(ty)?;
         self.find_key(ME, t, id.as_bytes())
@@ -394,5 +407,34 @@ impl Presence {
             return Err(ReplicaError::OwnReplica);
         }
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Meta, OpError, Presence, ReplicaId, MAX_CLOCK, ME};
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_replica_at_the_largest_clock_refuses_operations_unchanged() {
+        let mut p = Presence::new(ReplicaId::new("a", 1), super::Config::default()).unwrap();
+        p.add("t", "x", Meta::online(0, b"")).unwrap();
+        // No test can make 2^48 operations: start just below the limit.
+        p.replicas[ME as usize].as_mut().unwrap().clock = MAX_CLOCK - 1;
+        let last = p.add("t", "y", Meta::online(0, b"")).unwrap();
+        assert_eq!(last.clock, MAX_CLOCK);
+        let full = Err(OpError::ClockExhausted { max: MAX_CLOCK });
+        assert_eq!(p.add("t", "z", Meta::online(0, b"")), full);
+        assert_eq!(p.remove("t", "x"), full);
+        assert_eq!(p.update("t", "y", Meta::online(1, b"")), full.map(Some));
+        let listed: Vec<(&str, u64)> = p
+            .entries_of_type("t")
+            .map(|e| (e.id(), e.reference().clock))
+            .collect();
+        assert_eq!(listed, [("x", 1), ("y", MAX_CLOCK)]);
+        assert!(OpError::ClockExhausted { max: MAX_CLOCK }
+            .to_string()
+            .contains("new incarnation"));
     }
 }

@@ -26,7 +26,7 @@ impl<'a> EntryRef<'a> {
 
     /// The replica that owns the entry.
     pub fn replica(&self) -> &'a ReplicaId {
-        &self.set.replica(self.rec.replica).id
+        &self.set.replica(self.rec.replica()).id
     }
 
     /// The metadata.
@@ -38,7 +38,7 @@ impl<'a> EntryRef<'a> {
     pub fn reference(&self) -> Ref {
         Ref {
             incarnation: self.replica().incarnation,
-            clock: self.rec.clock,
+            clock: self.rec.clock(),
         }
     }
 
@@ -202,7 +202,7 @@ impl Presence {
 
     fn visible(&self, i: u32) -> Option<EntryRef<'_>> {
         let rec = self.record(i);
-        self.replica(rec.replica)
+        self.replica(rec.replica())
             .up
             .then_some(EntryRef { set: self, rec })
     }
@@ -223,7 +223,7 @@ impl Presence {
         super::entry::Raw {
             ty: &[],
             id,
-            clock: r.clock,
+            clock: r.clock(),
             prev,
             meta,
         }
@@ -235,7 +235,7 @@ impl Presence {
         WireEntry {
             ty: self.type_name(r.ty),
             id: r.id(),
-            clock: r.clock,
+            clock: r.clock(),
             prev: r.prev(),
             meta: r.meta(),
         }

@@ -470,7 +470,7 @@ impl Presence {
         }
         let x = self.record(m.idx);
         cmp_bytes(x.id_bytes(), id).then_with(|| {
-            let rid = &self.replica(x.replica).id;
+            let rid = &self.replica(x.replica()).id;
             (*rid.name)
                 .cmp(name)
                 .then_with(|| rid.incarnation.cmp(&inc))
@@ -575,7 +575,7 @@ impl Presence {
         meta: Meta<'_>,
     ) -> u32 {
         // The bytes are copied in place (see `Bytes::set_concat`).
-        let record = Record::blank(id, meta, clock, prev, r, t);
+        let record = Record::blank(meta.slot, clock, r, t);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slab[i as usize] = Some(record);
@@ -587,7 +587,7 @@ impl Presence {
             }
         };
         if let Some(x) = &mut self.slab[i as usize] {
-            x.set_bytes(id, meta.data, prev);
+            x.set_bytes(id, meta, prev);
         }
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.insert(clock, i);
@@ -738,7 +738,7 @@ impl Presence {
         if list.len() <= MERGE_MIN {
             for &i in list {
                 let x = self.record(i);
-                let at = match self.member_pos(t, x.id_bytes(), x.replica) {
+                let at = match self.member_pos(t, x.id_bytes(), x.replica()) {
                     Ok(at) | Err(at) => at,
                 };
                 let key = Member::new(i, x.id_bytes());
@@ -771,7 +771,7 @@ impl Presence {
     /// The read order of two members.
     fn member_order(&self, a: Member, b: Member) -> Ordering {
         let y = self.record(b.idx);
-        let rid = &self.replica(y.replica).id;
+        let rid = &self.replica(y.replica()).id;
         self.member_cmp(a, b.prefix(), y.id_bytes(), &rid.name, rid.incarnation)
     }
 
@@ -797,7 +797,7 @@ impl Presence {
     /// itself.
     fn unlink(&mut self, i: u32, report: bool, from_list: bool) {
         let x = self.record(i);
-        let (r, t, clock) = (x.replica, x.ty, x.clock);
+        let (r, t, clock) = (x.replica(), x.ty, x.clock());
         let id_hash = from_list.then(|| self.hasher.bytes(x.id_bytes()) as u32);
         // Small types are scanned for the index itself, which reads no
         // other record; large ones are searched by key.
