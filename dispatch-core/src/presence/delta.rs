@@ -362,9 +362,9 @@ impl Presence {
     /// `first` on, with room reserved (types too, but not the index by id),
     /// in passes over chunks of [`CHUNK`] entries: their types are interned,
     /// then their records go in (a type created for an entry getting it as
-    /// first member); last, the ids are indexed, all at once and shard by
-    /// shard (see `Index::insert_batch`), and the members of the types that
-    /// had some are added, type by type. Entry by entry, the stores to many
+    /// first member); every round of chunks, their ids are indexed, shard
+    /// by shard (see `Index::insert_batch`); last, the members of the types
+    /// that had some are added, type by type. Entry by entry, the stores to many
     /// tables fill the store buffer and every cache miss stalls; a pass over
     /// one table lets its misses overlap, and a chunk's worth of state stays
     /// in cache. The slab, type and member slots, and the changes, end up as
@@ -381,7 +381,7 @@ impl Presence {
         // Per entry of a chunk: its type and whether it was created for it.
         let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
         // Per entry: its slab index and id hash, for the index by id to take
-        // at once at the end.
+        // a round at a time.
         let mut ids = self.replicas[s as usize]
             .as_mut()
             .expect("target slot is live")
@@ -424,12 +424,14 @@ impl Presence {
                 ids.push((i, h.bytes(e.id) as u32));
             }
             from = to;
+            if ids.is_full() || from == entries.count() {
+                self.replicas[s as usize]
+                    .as_mut()
+                    .expect("target slot is live")
+                    .ids
+                    .insert_batch(&mut ids);
+            }
         }
-        self.replicas[s as usize]
-            .as_mut()
-            .expect("target slot is live")
-            .ids
-            .insert_batch(ids);
         // Members of one type must be added together; where every type is
         // known to get one (as when the entries name a type each), no sort
         // is needed.

@@ -41,10 +41,15 @@ pub(crate) struct Index {
     shards: Vec<HashTable<Slot>>,
 }
 
+/// The slots a [`Batch`] gathers before [`Index::insert_batch`] takes
+/// them: its groups are sized for this many, and reused.
+pub(crate) const ROUND: usize = 16384;
+
 /// Slots to insert at once with [`Index::insert_batch`], grouped by shard.
 #[derive(Debug)]
 pub(crate) struct Batch {
     groups: Vec<Vec<Slot>>,
+    len: usize,
 }
 
 impl Batch {
@@ -53,6 +58,13 @@ impl Batch {
     pub(crate) fn push(&mut self, s: Slot) {
         let n = self.groups.len();
         self.groups[shard_of(s.1, n)].push(s);
+        self.len += 1;
+    }
+
+    /// Whether it holds a round's worth of slots: hand them to the index.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= ROUND
     }
 }
 
@@ -114,42 +126,44 @@ impl Index {
         }
     }
 
-    /// An empty batch for `n` slots to insert at once, grouped by shard as
-    /// they come (an index that will need shards is split first, so that the
-    /// groups match its shards).
+    /// An empty batch for `n` slots to insert, grouped by shard as they
+    /// come, a round of at most [`ROUND`] at a time. The index makes room
+    /// for all `n` first (an index that will need shards is split, so that
+    /// the groups match its shards).
     pub(crate) fn batch(&mut self, n: usize) -> Batch {
-        if self.shards.len() < SHARDS && self.len() + n > SPLIT_AT {
-            self.split(n);
-        }
+        self.reserve(n);
         let k = self.shards.len().max(1);
-        let each = if k == 1 { n } else { share(n) };
+        let round = n.min(ROUND);
+        let each = if k == 1 { round } else { share(round) };
         Batch {
             groups: (0..k).map(|_| Vec::with_capacity(each)).collect(),
+            len: 0,
         }
     }
 
-    /// Inserts a batch of slots known to be absent, shard by shard: each
-    /// shard grows once to its final size and takes its group right away,
-    /// while it is in cache. Inserted one by one between other work, each
-    /// slot would miss the cache twice (control byte and bucket) in a table
-    /// as large as the whole index. A group is freed as soon as its shard is
-    /// filled, and the groups were allocated one after the other: the blocks
-    /// they free together can hold the next shards, so the batch costs few
-    /// fresh pages of its own.
-    pub(crate) fn insert_batch(&mut self, b: Batch) {
+    /// Inserts the slots of a batch, known to be absent, shard by shard,
+    /// and empties it for the next round: each shard takes its group while
+    /// it is in cache. Inserted one by one between other work, each slot
+    /// would miss the cache twice (control byte and bucket) in a table as
+    /// large as the whole index. Rounds keep the groups small and reuse
+    /// them, so that a large batch costs few fresh pages of its own.
+    pub(crate) fn insert_batch(&mut self, b: &mut Batch) {
+        b.len = 0;
         if self.shards.is_empty() {
             self.shards.push(HashTable::new());
         }
         if b.groups.len() != self.shards.len() {
             // The index was split since the batch was made.
-            for s in b.groups.into_iter().flatten() {
-                self.insert_unique(s);
+            for g in &mut b.groups {
+                for s in g.drain(..) {
+                    self.insert_unique(s);
+                }
             }
             return;
         }
-        for (t, g) in self.shards.iter_mut().zip(b.groups) {
+        for (t, g) in self.shards.iter_mut().zip(&mut b.groups) {
             t.reserve(g.len(), rehash);
-            for s in g {
+            for s in g.drain(..) {
                 t.insert_unique(spread(s.1), s, rehash);
             }
         }
@@ -255,8 +269,13 @@ mod tests {
                 }
                 _ => {
                     let mut b = ix.batch(n);
-                    slots.iter().for_each(|&s| b.push(s));
-                    ix.insert_batch(b);
+                    for &s in &slots {
+                        b.push(s);
+                        if b.is_full() {
+                            ix.insert_batch(&mut b);
+                        }
+                    }
+                    ix.insert_batch(&mut b);
                 }
             }
             model.extend(slots);
@@ -307,10 +326,10 @@ mod tests {
         for (i, &h) in hashes(10).iter().enumerate() {
             one.push((1_000_000 + i as u32, h));
         }
-        ix.insert_batch(b);
+        ix.insert_batch(&mut b);
         assert_eq!(ix.len(), 200 + SPLIT_AT);
         assert_eq!(small.shards.len(), SHARDS);
-        small.insert_batch(one);
+        small.insert_batch(&mut one);
         assert_eq!(small.len(), 110 + SPLIT_AT);
         assert_eq!(of(&small, hashes(1)[0]), [0, 1_000_000]);
     }
