@@ -69,6 +69,7 @@ impl<'a> Entries<'a> {
     }
 
     /// The `k`-th entry (`k < len`) with its id as bytes, unchecked.
+    #[inline]
     pub(crate) fn raw(&self, k: usize) -> Raw<'a> {
         match &self.0 {
             Repr::Local { set, slots } => set.raw(slots[k]),
@@ -77,6 +78,7 @@ impl<'a> Entries<'a> {
     }
 
     /// The `k`-th entry (`k < len`) but for its type, left empty.
+    #[inline]
     pub(crate) fn untyped(&self, k: usize) -> Raw<'a> {
         match &self.0 {
             Repr::Local { set, slots } => set.untyped(slots[k]),
@@ -85,6 +87,7 @@ impl<'a> Entries<'a> {
     }
 
     /// The type of the `k`-th entry (`k < len`).
+    #[inline]
     pub(crate) fn ty(&self, k: usize) -> &'a [u8] {
         match &self.0 {
             Repr::Local { set, slots } => set.type_bytes(set.record(slots[k]).ty),

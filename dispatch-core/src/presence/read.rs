@@ -208,6 +208,7 @@ impl Presence {
     }
 
     /// Record `i` for the merge code.
+    #[inline]
     pub(crate) fn raw(&self, i: u32) -> super::entry::Raw<'_> {
         super::entry::Raw {
             ty: self.type_bytes(self.record(i).ty),
@@ -217,6 +218,7 @@ impl Presence {
 
     /// Record `i` for the merge code, but for its type (left empty), for a
     /// pass that has read the type already.
+    #[inline]
     pub(crate) fn untyped(&self, i: u32) -> super::entry::Raw<'_> {
         let r = self.record(i);
         let (id, meta, prev) = r.parts();

@@ -219,10 +219,12 @@ impl Presence {
         self.slab.len() - self.free.len()
     }
 
+    #[inline]
     pub(crate) fn record(&self, i: u32) -> &Record {
         rec(&self.slab, i)
     }
 
+    #[inline]
     pub(crate) fn replica(&self, r: u32) -> &ReplicaSlot {
         self.replicas[r as usize]
             .as_ref()
@@ -234,6 +236,7 @@ impl Presence {
         core::str::from_utf8(self.type_bytes(t)).unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn type_bytes(&self, t: u32) -> &[u8] {
         let tr = self.types[t as usize]
             .as_ref()
