@@ -298,7 +298,7 @@ const CLOCK_BITS: u32 = 48;
 /// The largest replica slot a record can name: slots stay below twice
 /// [`MAX_REPLICAS`](super::MAX_REPLICAS) (the known replicas, plus those
 /// replaced within one call).
-const MAX_SLOT: u64 = u64::MAX >> CLOCK_BITS;
+pub(crate) const MAX_SLOT: u64 = u64::MAX >> CLOCK_BITS;
 
 const _: () = assert!(super::config::MAX_CLOCK == (1 << CLOCK_BITS) - 1);
 const _: () = assert!(2 * super::config::MAX_REPLICAS as u64 - 1 <= MAX_SLOT);

@@ -5,7 +5,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use super::entry::{Meta, Name, Record, NAME_INLINE};
+use super::entry::{Meta, Name, Record, MAX_SLOT, NAME_INLINE};
 use super::hash::Keyed;
 use super::index::Index;
 use super::members::{id_prefix, Listed, Member, Members, Packed};
@@ -308,6 +308,11 @@ impl Presence {
                 (self.replicas.len() - 1) as u32
             }
         };
+        // Records pack the slot beside their clock (see `entry::MAX_SLOT`).
+        debug_assert!(
+            u64::from(r) <= MAX_SLOT,
+            "replica slot {r} past the records' limit"
+        );
         let (hasher, replicas) = (self.hasher, &self.replicas);
         self.replica_idx.insert_unique(h, r, |&x| {
             let name = &replicas[x as usize]
