@@ -382,11 +382,7 @@ impl Presence {
         let mut tys: Vec<(u32, bool)> = Vec::with_capacity(chunk);
         // Per entry: its slab index and id hash, for the index by id to take
         // a round at a time.
-        let mut ids = self.replicas[s as usize]
-            .as_mut()
-            .expect("target slot is live")
-            .ids
-            .batch(new);
+        let mut ids = self.replica_mut(s).ids.batch(new);
         // (type, member) of the entries of types that were not created
         // for them: they are added to their members last.
         let mut later: Vec<(u32, Member)> = Vec::new();
@@ -425,11 +421,7 @@ impl Presence {
             }
             from = to;
             if ids.is_full() || from == entries.count() {
-                self.replicas[s as usize]
-                    .as_mut()
-                    .expect("target slot is live")
-                    .ids
-                    .insert_batch(&mut ids);
+                self.replica_mut(s).ids.insert_batch(&mut ids);
             }
         }
         // Members of one type must be added together; where every type is

@@ -8,9 +8,10 @@
 //! each shard grows on its own: a growth rehashes a shard's worth of slots
 //! that fits in cache, the block an old shard frees can hold a later one's,
 //! the pause of a single growth stays short, and no block is ever larger
-//! than a shard (which matters on small devices). A bulk merge hands its
-//! slots over at once ([`Index::insert_batch`]), so that each shard grows
-//! and fills while it is in cache.
+//! than a shard (which matters on small devices). A bulk merge makes room
+//! in every shard at once and hands its slots over in rounds
+//! ([`Index::insert_batch`]), each shard taking its group while it is in
+//! cache.
 //!
 //! A small index is one shard, so that an empty or small set pays for one
 //! table only; past [`SPLIT_AT`] slots it is split once into [`SHARDS`].

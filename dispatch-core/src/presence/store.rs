@@ -231,6 +231,13 @@ impl Presence {
             .expect("replica slots in use are live")
     }
 
+    #[inline]
+    pub(crate) fn replica_mut(&mut self, r: u32) -> &mut ReplicaSlot {
+        self.replicas[r as usize]
+            .as_mut()
+            .expect("replica slots in use are live")
+    }
+
     pub(crate) fn type_name(&self, t: u32) -> &str {
         // Only `&str` names are interned, so the check never fails.
         core::str::from_utf8(self.type_bytes(t)).unwrap_or_default()
@@ -334,7 +341,7 @@ impl Presence {
         if let Ok(e) = self.replica_idx.find_entry(h, |&x| x == r) {
             e.remove();
         }
-        let slot = self.replicas[r as usize].as_mut().expect("live");
+        let slot = self.replica_mut(r);
         let list = core::mem::take(&mut slot.entries);
         // Its index by id goes whole: the records below leave it unread.
         slot.ids = Index::default();
@@ -452,9 +459,7 @@ impl Presence {
     /// Makes room for `n` more records of replica `r`, indexed by id.
     pub(crate) fn reserve(&mut self, r: u32, n: usize) {
         self.reserve_records(r, n);
-        if let Some(s) = self.replicas[r as usize].as_mut() {
-            s.ids.reserve(n);
-        }
+        self.replica_mut(r).ids.reserve(n);
     }
 
     /// [`reserve`](Self::reserve) without the index by id, for a bulk insert
@@ -786,11 +791,7 @@ impl Presence {
     /// Adds the stored record `i` of replica slot `r`, whose id hashes to
     /// `id_hash` (low 32 bits), to that replica's index by id.
     pub(crate) fn index_id(&mut self, r: u32, i: u32, id_hash: u32) {
-        self.replicas[r as usize]
-            .as_mut()
-            .expect("live replica")
-            .ids
-            .insert_unique((i, id_hash));
+        self.replica_mut(r).ids.insert_unique((i, id_hash));
     }
 
     /// Removes a record; reports it as a leave when its replica is up and
