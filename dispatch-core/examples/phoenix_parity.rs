@@ -23,6 +23,16 @@
 //! as many first touches of fresh pages cost on their own, timed just after
 //! the line, so that the set's own work can be told from the machine's.
 //!
+//! Lines 1 and 3 also work in a few megabytes, more than a core's own
+//! caches hold: they run from the last-level cache, which the core shares
+//! with the rest of the host. When other work on the host loads that cache,
+//! they slow down by up to two-fold, while code that stays in the core's
+//! own caches does not. Just after line 3, each run therefore also times a
+//! random walk (one dependent load a step) through 256 KiB, which the
+//! core's own cache holds, and through 4 MiB, which only the shared cache
+//! can; the report prints both, so that a run on a loaded host can be told
+//! from slow code.
+//!
 //! ```text
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --size 100000 --delta-size 100
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --quick
@@ -87,6 +97,9 @@ struct Run {
     lines: Vec<Line>,
     /// (line, page faults, first touches of as many fresh pages in ms).
     faults: Vec<(usize, u64, f64)>,
+    /// Nanoseconds a step of the random walks through [`WALKS`], timed just
+    /// after line 3.
+    walks: [f64; 2],
     memory: Memory,
 }
 
@@ -121,6 +134,8 @@ impl Run {
         for &(line, n, touch) in &self.faults {
             out.push_str(&format!(" F{line}/{n}/{touch}"));
         }
+        let [small, large] = self.walks;
+        out.push_str(&format!(" W{small}/{large}"));
         let m = &self.memory;
         out.push_str(&format!(
             " M{}/{}/{}/{}/{}",
@@ -135,7 +150,7 @@ impl Run {
 
     fn decode(text: &str) -> Option<Run> {
         let line = text.lines().find(|l| l.starts_with(RUN_TAG))?;
-        let (mut lines, mut faults, mut memory) = (Vec::new(), Vec::new(), None);
+        let (mut lines, mut faults, mut walks, mut memory) = (Vec::new(), Vec::new(), None, None);
         for word in line.split_whitespace().skip(1) {
             let (kind, rest) = word.split_at(1);
             let f: Vec<&str> = rest.split('/').collect();
@@ -151,6 +166,7 @@ impl Run {
                 ("F", [line, n, touch]) => {
                     faults.push((line.parse().ok()?, n.parse().ok()?, touch.parse().ok()?))
                 }
+                ("W", [small, large]) => walks = Some([small.parse().ok()?, large.parse().ok()?]),
                 ("M", [live, strings, entries, types, rss]) => {
                     let rss: i64 = rss.parse().ok()?;
                     memory = Some(Memory {
@@ -168,6 +184,7 @@ impl Run {
         Some(Run {
             lines,
             faults,
+            walks: walks?,
             memory: memory?,
         })
     }
@@ -334,6 +351,37 @@ fn first_touch_ms(pages: u64) -> Option<f64> {
 fn faults_since(before: Option<u64>) -> Option<(u64, f64)> {
     let n = minor_faults()? - before?;
     Some((n, first_touch_ms(n)?))
+}
+
+/// The sizes of the random walks timed after line 3: one the core's own
+/// cache holds, one only the shared cache can.
+const WALKS: [usize; 2] = [256 << 10, 4 << 20];
+
+/// Steps of each walk.
+const WALK_STEPS: usize = 200_000;
+
+/// Nanoseconds a step of a random walk through `bytes` of memory: each step
+/// loads the next position from the current one, so the steps cannot
+/// overlap and each costs the latency of the cache that holds the walk.
+fn walk_ns(bytes: usize) -> f64 {
+    let n = bytes / 4;
+    // Sattolo's shuffle of the positions: one cycle through all of them.
+    let mut next: Vec<u32> = (0..n as u32).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for k in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        next.swap(k, (x % k as u64) as usize);
+    }
+    let mut at = 0u32;
+    let t = Instant::now();
+    for _ in 0..WALK_STEPS {
+        at = next[at as usize];
+    }
+    let took = t.elapsed();
+    black_box(at);
+    took.as_secs_f64() * 1e9 / WALK_STEPS as f64
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -581,6 +629,7 @@ fn run_once(size: u64, delta: u64) -> Run {
     if let Some((n, touch)) = faults_since(f) {
         faults.push((3, n, touch));
     }
+    let walks = WALKS.map(walk_ns);
     assert_eq!(
         summary.joins as u64, size,
         "the merge adds every entry of s2"
@@ -729,6 +778,7 @@ fn run_once(size: u64, delta: u64) -> Run {
     Run {
         lines,
         faults,
+        walks,
         memory,
     }
 }
@@ -835,6 +885,15 @@ fn report(size: u64, delta: u64, runs: &[Run]) -> Vec<f64> {
              is on the whole time)"
         );
     }
+    let [small, large] = [0, 1].map(|k| across(&|r| r.walks[k]));
+    println!(
+        "   host, just after line 3: a random walk takes {small:.1} ns a step through {} KiB \
+         (the core's own cache) and {large:.1} ns through {} KiB (the shared cache; for \
+         information: the second figure grows several times when other work loads the \
+         host's shared cache, and lines 1 and 3 slow down with it)",
+        WALKS[0] >> 10,
+        WALKS[1] >> 10
+    );
     let okm = per_entry < 150.0;
     all &= okm;
     println!(
