@@ -621,6 +621,60 @@ fn updates_keep_previous_refs_and_bytes_of_every_length_through_merges() {
 }
 
 #[test]
+fn a_large_merge_from_a_set_keeps_every_entrys_bytes_and_previous_ref() {
+    // Enough entries for a bulk merge, their ids and data short enough to
+    // sit inside the records or long enough to be allocated, a third of
+    // them updated so that they carry a previous ref.
+    let mut a = node("a", 1);
+    let long = "an-instance-id-of-some-length-0123456789";
+    let id = |k: u32| match k % 3 {
+        0 => format!("{long}-{k}"),
+        1 => format!("i{k}"),
+        _ => format!("fifteen-byte{k:03}"),
+    };
+    let data = |k: u32| vec![k as u8; (k % 41) as usize];
+    let ty = |k: u32| format!("t{}", k % 300);
+    for k in 0..1500u32 {
+        a.add(&ty(k), &id(k), Meta::online(k, &data(k))).unwrap();
+    }
+    for k in (0..1500u32).step_by(3) {
+        let m = Meta {
+            state: State::Offline,
+            slot: k + 7,
+            data: &data(k + 1),
+        };
+        a.update(&ty(k), &id(k), m).unwrap().unwrap();
+    }
+    let (mut local, mut wire) = (node("b", 1), node("b", 1));
+    let x = a.extract(&local.context());
+    assert!(x.replicas[0].entries.len() >= 1024, "a large merge");
+    assert_eq!(local.merge_extract(&x).unwrap().joins, 1500);
+    transfer(&mut wire, &a);
+    assert_eq!(dump(&local), dump(&a));
+    assert_eq!(dump(&wire), dump(&a));
+    assert_eq!(local.stats(), wire.stats());
+    let e = local.get("a", &ty(3), &id(3)).unwrap();
+    let was = a.get("a", &ty(3), &id(3)).unwrap().prev();
+    assert!(was.is_some());
+    assert_eq!(e.prev(), was);
+    assert_eq!(e.meta().data, data(4));
+    assert_eq!(local.entries_of_id(&id(3)).count(), 1);
+    // Later operations on the copied entries arrive as they would on any.
+    a.take_delta();
+    a.remove(&ty(3), &id(3)).unwrap();
+    a.update(&ty(4), &id(4), Meta::online(9, long.as_bytes()))
+        .unwrap()
+        .unwrap();
+    local.merge_delta(&a.take_delta().unwrap()).unwrap();
+    assert!(local.get("a", &ty(3), &id(3)).is_none());
+    assert_eq!(
+        local.get("a", &ty(4), &id(4)).unwrap().meta().data,
+        long.as_bytes()
+    );
+    assert_eq!(dump(&local), dump(&a));
+}
+
+#[test]
 fn a_large_merge_giving_each_known_type_one_member_reads_as_small_ones() {
     // Every entry of the merge goes to a different type the receiver
     // already has members in, at the front, the back or in between.

@@ -5,7 +5,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::entries::Entries;
-use super::entry::{Raw, WireEntry};
+use super::entry::{Raw, Record, WireEntry};
 use super::error::MergeError;
 use super::members::{records_fit, Member, MAX_RECORDS};
 use super::replica::ReplicaId;
@@ -362,7 +362,8 @@ impl Presence {
     /// `first` on, with room reserved (types too, but not the index by id),
     /// in passes over chunks of [`CHUNK`] entries: their types are interned,
     /// then their records go in (a type created for an entry getting it as
-    /// first member); every round of chunks, their ids are indexed, shard
+    /// first member; the record of an entry read from a set is a copy of
+    /// the one it was read from, see `Presence::put_copy`); every round of chunks, their ids are indexed, shard
     /// by shard (see `Index::insert_batch`); last, the members of the types
     /// that had some are added, type by type. Entry by entry, the stores to many
     /// tables fill the store buffer and every cache miss stalls; a pass over
@@ -408,16 +409,23 @@ impl Presence {
                 tys.push((t, created));
             }
             for (k, &(t, created)) in (from..to).zip(&tys) {
-                let e = entries.untyped(k);
-                let i = self.put_record(s, t, e.id, e.clock, e.prev, e.meta);
+                // A record of another set is copied whole; an entry from
+                // the wire is written from its parts.
+                let (i, id) = match entries.stored(k) {
+                    Some(rec) => (self.put_copy(s, t, rec), rec.id_bytes()),
+                    None => {
+                        let e = entries.untyped(k);
+                        (self.put_record(s, t, e.id, e.clock, e.prev, e.meta), e.id)
+                    }
+                };
                 // A type created for this entry has no members: no need to
                 // read it (for a type that had some, that is a cache miss).
                 if created {
                     self.first_member(t, i);
                 } else {
-                    later.push((t, Member::new(i, e.id)));
+                    later.push((t, Member::new(i, id)));
                 }
-                ids.push((i, h.bytes(e.id) as u32));
+                ids.push((i, h.bytes(id) as u32));
             }
             from = to;
             if ids.is_full() || from == entries.count() {
@@ -461,6 +469,9 @@ pub(crate) trait Seq<'a> {
     /// [`raw`](Self::raw)`(k)`, but its type may be left empty: for a pass
     /// that read it with [`ty`](Self::ty).
     fn untyped(&self, k: usize) -> Raw<'a>;
+    /// The record of another set the `k`-th entry was read from, if it was
+    /// (see [`Record::copy_of`]).
+    fn stored(&self, k: usize) -> Option<&'a Record>;
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.
     fn unique_keys(&self) -> bool;
@@ -481,6 +492,9 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
     }
     fn untyped(&self, k: usize) -> Raw<'a> {
         Raw::from(self[k])
+    }
+    fn stored(&self, _: usize) -> Option<&'a Record> {
+        None
     }
     fn first_after(&self, clock: u64) -> usize {
         self.partition_point(|e| e.clock <= clock)
@@ -505,6 +519,9 @@ impl<'a> Seq<'a> for Entries<'a> {
     }
     fn untyped(&self, k: usize) -> Raw<'a> {
         Entries::untyped(self, k)
+    }
+    fn stored(&self, k: usize) -> Option<&'a Record> {
+        Entries::stored(self, k)
     }
     fn first_after(&self, clock: u64) -> usize {
         Entries::first_after(self, clock)

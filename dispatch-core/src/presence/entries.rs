@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::entry::{Raw, WireEntry};
+use super::entry::{Raw, Record, WireEntry};
 use super::{Config, Presence};
 
 /// A sequence of entries by increasing clock, as an extract section holds
@@ -83,6 +83,16 @@ impl<'a> Entries<'a> {
         match &self.0 {
             Repr::Local { set, slots } => set.untyped(slots[k]),
             Repr::Wire(v) => Raw::from(v[k]),
+        }
+    }
+
+    /// The stored record the `k`-th entry (`k < len`) was read from, for
+    /// entries read from a set.
+    #[inline]
+    pub(crate) fn stored(&self, k: usize) -> Option<&'a Record> {
+        match &self.0 {
+            Repr::Local { set, slots } => Some(set.record(slots[k])),
+            Repr::Wire(_) => None,
         }
     }
 

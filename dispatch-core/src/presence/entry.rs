@@ -334,6 +334,21 @@ impl Record {
         }
     }
 
+    /// A record with the clock, ring slot and bytes of `src`, a record of
+    /// another set, for replica slot `replica` and type slot `ty`: the
+    /// bytes hold only what the entry itself carries (its id, state, data
+    /// and previous clock), so they are copied as they are.
+    #[inline]
+    pub(crate) fn copy_of(src: &Record, replica: u32, ty: u32) -> Self {
+        debug_assert!(u64::from(replica) <= MAX_SLOT);
+        Record {
+            bytes: src.bytes.clone(),
+            dot: src.clock() | u64::from(replica) << CLOCK_BITS,
+            ty,
+            slot: src.slot,
+        }
+    }
+
     /// The clock of the operation that added the entry.
     #[inline]
     pub(crate) fn clock(&self) -> u64 {

@@ -588,8 +588,28 @@ impl Presence {
         meta: Meta<'_>,
     ) -> u32 {
         // The bytes are copied in place (see `Bytes::set_concat`).
-        let record = Record::blank(meta.slot, clock, r, t);
-        let i = match self.free.pop() {
+        let i = self.place(Record::blank(meta.slot, clock, r, t));
+        if let Some(x) = &mut self.slab[i as usize] {
+            x.set_bytes(id, meta, prev);
+        }
+        self.file_record(r, clock, i);
+        i
+    }
+
+    /// [`put_record`](Self::put_record) of a copy of `src`, a record of
+    /// another set, into replica slot `r` and type slot `t`: its bytes are
+    /// cloned whole rather than read apart and joined again.
+    #[inline(always)]
+    pub(crate) fn put_copy(&mut self, r: u32, t: u32, src: &Record) -> u32 {
+        let i = self.place(Record::copy_of(src, r, t));
+        self.file_record(r, src.clock(), i);
+        i
+    }
+
+    /// Stores `record` in a free slab slot, or a new one, and returns it.
+    #[inline(always)]
+    fn place(&mut self, record: Record) -> u32 {
+        match self.free.pop() {
             Some(i) => {
                 self.slab[i as usize] = Some(record);
                 i
@@ -598,16 +618,18 @@ impl Presence {
                 self.slab.push(Some(record));
                 (self.slab.len() - 1) as u32
             }
-        };
-        if let Some(x) = &mut self.slab[i as usize] {
-            x.set_bytes(id, meta, prev);
         }
+    }
+
+    /// Files the stored record `i` of replica slot `r` under its clock, and
+    /// reports it as a join if the replica is up.
+    #[inline(always)]
+    fn file_record(&mut self, r: u32, clock: u64, i: u32) {
         let s = self.replicas[r as usize].as_mut().expect("live replica");
         s.entries.insert(clock, i);
         if s.up {
             self.push_join(i);
         }
-        i
     }
 
     /// Makes the stored record `i` the only member of type `t`, which has
