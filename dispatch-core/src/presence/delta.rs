@@ -470,7 +470,7 @@ pub(crate) trait Seq<'a> {
     /// that read it with [`ty`](Self::ty).
     fn untyped(&self, k: usize) -> Raw<'a>;
     /// The record of another set the `k`-th entry was read from, if it was
-    /// (see [`Record::copy_of`]).
+    /// (see `Presence::put_copy`).
     fn stored(&self, k: usize) -> Option<&'a Record>;
     fn first_after(&self, clock: u64) -> usize;
     /// Whether no two entries can share a (type, id), so that checking is moot.

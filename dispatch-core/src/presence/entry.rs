@@ -203,6 +203,33 @@ impl Bytes {
         }
     }
 
+    /// Makes these bytes a copy of `src`. Inline bytes are copied in
+    /// place, field by field, straight from `src` (see
+    /// [`set_concat`](Self::set_concat)): a clone built aside and then
+    /// moved in is read back in pieces that straddle its own stores, and
+    /// each such read waits for every pending store to land.
+    #[inline]
+    pub(crate) fn set_copy(&mut self, src: &Bytes) {
+        match src {
+            Bytes::Inline { buf, head, len } => {
+                if let Bytes::Heap(_) = self {
+                    *self = Bytes::EMPTY;
+                }
+                if let Bytes::Inline {
+                    buf: b,
+                    head: h,
+                    len: l,
+                } = self
+                {
+                    *b = *buf;
+                    *h = *head;
+                    *l = *len;
+                }
+            }
+            Bytes::Heap(b) => *self = Bytes::Heap(b.clone()),
+        }
+    }
+
     #[inline]
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
@@ -334,19 +361,13 @@ impl Record {
         }
     }
 
-    /// A record with the clock, ring slot and bytes of `src`, a record of
-    /// another set, for replica slot `replica` and type slot `ty`: the
-    /// bytes hold only what the entry itself carries (its id, state, data
-    /// and previous clock), so they are copied as they are.
+    /// Makes the bytes of this record those of `src`, a record of another
+    /// set: they hold only what the entry itself carries (its id, state,
+    /// data and previous clock), so they are copied as they are, in place
+    /// (see [`Bytes::set_copy`]).
     #[inline]
-    pub(crate) fn copy_of(src: &Record, replica: u32, ty: u32) -> Self {
-        debug_assert!(u64::from(replica) <= MAX_SLOT);
-        Record {
-            bytes: src.bytes.clone(),
-            dot: src.clock() | u64::from(replica) << CLOCK_BITS,
-            ty,
-            slot: src.slot,
-        }
+    pub(crate) fn set_bytes_of(&mut self, src: &Record) {
+        self.bytes.set_copy(&src.bytes);
     }
 
     /// The clock of the operation that added the entry.
