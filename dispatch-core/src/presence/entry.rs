@@ -361,15 +361,6 @@ impl Record {
         }
     }
 
-    /// Makes the bytes of this record those of `src`, a record of another
-    /// set: they hold only what the entry itself carries (its id, state,
-    /// data and previous clock), so they are copied as they are, in place
-    /// (see [`Bytes::set_copy`]).
-    #[inline]
-    pub(crate) fn set_bytes_of(&mut self, src: &Record) {
-        self.bytes.set_copy(&src.bytes);
-    }
-
     /// The clock of the operation that added the entry.
     #[inline]
     pub(crate) fn clock(&self) -> u64 {

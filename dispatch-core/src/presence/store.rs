@@ -597,14 +597,15 @@ impl Presence {
     }
 
     /// [`put_record`](Self::put_record) of a copy of `src`, a record of
-    /// another set, into replica slot `r` and type slot `t`: its bytes are
-    /// copied whole rather than read apart and joined again, in place
-    /// (see `Bytes::set_copy`).
+    /// another set, into replica slot `r` and type slot `t`: its bytes hold
+    /// only what the entry itself carries (its id, state, data and previous
+    /// clock), so they are copied whole rather than read apart and joined
+    /// again, in place (see `Bytes::set_copy`).
     #[inline(always)]
     pub(crate) fn put_copy(&mut self, r: u32, t: u32, src: &Record) -> u32 {
         let i = self.place(Record::blank(src.slot, src.clock(), r, t));
         if let Some(x) = &mut self.slab[i as usize] {
-            x.set_bytes_of(src);
+            x.bytes.set_copy(&src.bytes);
         }
         self.file_record(r, src.clock(), i);
         i
