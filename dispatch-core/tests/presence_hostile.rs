@@ -431,3 +431,35 @@ fn borrowed_and_decoded_extracts_are_refused_alike() {
     );
     assert!(r.merge_extract(&good).is_ok());
 }
+
+#[test]
+fn a_large_delta_with_one_repeated_key_is_refused() {
+    // Ids repeat across types and types across ids, which are distinct
+    // keys; then one key comes back far into a large delta.
+    let names: Vec<(String, String)> = (0..3000)
+        .map(|k| (format!("t{}", k % 7), format!("id{}", k / 7)))
+        .collect();
+    let adds = |repeat: Option<usize>| -> Vec<WireEntry<'_>> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, (ty, id))| {
+                let (ty, id) = match repeat {
+                    Some(at) if k == 2900 => (&names[at].0, &names[at].1),
+                    _ => (ty, id),
+                };
+                entry(ty, id, 3 + k as u64)
+            })
+            .collect()
+    };
+    let end = 2 + names.len() as u64;
+    let mut r = receiver();
+    let ok = r.merge_delta(&delta("p", 5, 2, end, adds(None), vec![]));
+    assert_eq!(ok.map(|s| s.joins), Ok(3000));
+    for at in [17, 2899] {
+        refused(
+            &delta("p", 5, 2, end, adds(Some(at)), vec![]),
+            MergeError::DuplicateKey { clock: 2903 },
+        );
+    }
+}
