@@ -245,10 +245,15 @@ const PAIRS: &str = concat!(
 /// written into one reused buffer: the prefix once, the digits per name.
 /// The timed lines build a name per operation, as Phoenix's script does;
 /// this keeps that cost to the digits rather than to copying the prefix
-/// and validating the whole string each time.
+/// and validating the whole string each time. Most names of the workload
+/// number entries in order (`user0`, `user1`, ...): a name whose number
+/// follows the last one's rewrites only the digits that change, as a
+/// counter does (usually the last one).
 struct Namer {
     buf: String,
     prefix: usize,
+    /// The number the buffer holds, once a name was written.
+    last: Option<u64>,
 }
 
 impl Namer {
@@ -258,12 +263,49 @@ impl Namer {
         Namer {
             buf,
             prefix: prefix.len(),
+            last: None,
         }
     }
 
-    /// The prefix followed by the decimal digits of `n`, two at a time
-    /// from a table of `&str` pairs, which need no validation.
-    fn name(&mut self, mut n: u64) -> &str {
+    /// The prefix followed by the decimal digits of `n`.
+    fn name(&mut self, n: u64) -> &str {
+        match self.last {
+            Some(last) if last.checked_add(1) == Some(n) => self.step(),
+            _ => self.write(n),
+        }
+        self.last = Some(n);
+        &self.buf
+    }
+
+    /// Adds one to the number the buffer holds: the trailing nines become
+    /// zeros and the digit before them goes up (a new leading one if the
+    /// number was all nines).
+    fn step(&mut self) {
+        match self.buf.as_bytes()[self.prefix..] {
+            [.., d] if d != b'9' => {
+                self.buf.truncate(self.buf.len() - 1);
+                self.buf.push(char::from(d + 1));
+                return;
+            }
+            _ => {}
+        }
+        let digits = &self.buf.as_bytes()[self.prefix..];
+        let nines = digits.iter().rev().take_while(|&&d| d == b'9').count();
+        let keep = self.buf.len() - nines;
+        let up = match digits.len() - nines {
+            0 => '1',
+            k => char::from(digits[k - 1] + 1),
+        };
+        self.buf.truncate(keep - usize::from(keep > self.prefix));
+        self.buf.push(up);
+        for _ in 0..nines {
+            self.buf.push('0');
+        }
+    }
+
+    /// Writes the digits of `n`, two at a time from a table of `&str`
+    /// pairs, which need no validation.
+    fn write(&mut self, mut n: u64) {
         // The pairs of `n` below its leading one or two digits, last first.
         let mut pairs = [0u8; 10];
         let mut k = pairs.len();
@@ -280,7 +322,6 @@ impl Namer {
             let at = 2 * usize::from(p);
             self.buf.push_str(&PAIRS[at..at + 2]);
         }
-        &self.buf
     }
 }
 
@@ -909,4 +950,26 @@ fn report(size: u64, delta: u64, runs: &[Run]) -> Vec<f64> {
         }
     );
     ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Namer;
+
+    #[test]
+    fn names_are_the_prefix_and_the_decimal_number() {
+        let mut n = Namer::new("user");
+        // Counting up across every carry to five digits, then jumps, runs
+        // after jumps, repeats and the largest numbers.
+        let mut seq: Vec<u64> = (0..=10_050).collect();
+        seq.extend([99_999, 100_000, 100_001, 7, 7, 8, 1_099, 1_100, 42]);
+        seq.extend([u64::MAX - 1, u64::MAX, 0, 1, 9, 10, 999_999, 1_000_000]);
+        for k in seq {
+            assert_eq!(n.name(k), format!("user{k}"));
+        }
+        let mut empty = Namer::new("");
+        for k in [0, 1, 9, 10, 11, 99, 100, 5] {
+            assert_eq!(empty.name(k), k.to_string());
+        }
+    }
 }
