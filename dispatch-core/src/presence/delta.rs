@@ -265,18 +265,17 @@ impl Presence {
             // section costs 640 KiB of fresh pages rather than 2.1 MiB.
             let count = entries.count();
             let bits = u32::BITS - ((count.max(1) - 1) as u32).leading_zeros();
-            let at = u32::MAX.checked_shr(u32::BITS - bits).unwrap_or(0);
+            let position = u32::MAX.checked_shr(u32::BITS - bits).unwrap_or(0);
             let h = self.hasher;
             let key_hash = |e: Raw<'_>| h.words(h.bytes(e.ty), h.bytes(e.id));
-            let check = |hash: u64| (hash >> 25) as u32 & !at;
             let mut seen: HashTable<u32> = HashTable::with_capacity(count);
             for n in 0..count {
                 let e = entries.raw(n);
                 let hash = key_hash(e);
-                let tag = check(hash);
+                let tag = (hash >> 25) as u32 & !position;
                 let dup = seen.find(hash, |&x| {
-                    x & !at == tag && {
-                        let o = entries.raw((x & at) as usize);
+                    x & !position == tag && {
+                        let o = entries.raw((x & position) as usize);
                         o.id == e.id && o.ty == e.ty
                     }
                 });
@@ -284,7 +283,7 @@ impl Presence {
                     return Err(MergeError::DuplicateKey { clock: e.clock });
                 }
                 seen.insert_unique(hash, tag | n as u32, |&x| {
-                    key_hash(entries.raw((x & at) as usize))
+                    key_hash(entries.raw((x & position) as usize))
                 });
             }
         }
