@@ -497,18 +497,23 @@ pub(crate) trait Seq<'a> {
 }
 
 impl<'a> Seq<'a> for [WireEntry<'a>] {
+    #[inline]
     fn count(&self) -> usize {
         self.len()
     }
+    #[inline]
     fn raw(&self, k: usize) -> Raw<'a> {
         Raw::from(self[k])
     }
+    #[inline]
     fn ty(&self, k: usize) -> &'a [u8] {
         self[k].ty.as_bytes()
     }
+    #[inline]
     fn untyped(&self, k: usize) -> Raw<'a> {
         Raw::from(self[k])
     }
+    #[inline]
     fn stored(&self, _: usize) -> Option<&'a Record> {
         None
     }
@@ -524,18 +529,23 @@ impl<'a> Seq<'a> for [WireEntry<'a>] {
 }
 
 impl<'a> Seq<'a> for Entries<'a> {
+    #[inline]
     fn count(&self) -> usize {
         self.len()
     }
+    #[inline]
     fn raw(&self, k: usize) -> Raw<'a> {
         Entries::raw(self, k)
     }
+    #[inline]
     fn ty(&self, k: usize) -> &'a [u8] {
         Entries::ty(self, k)
     }
+    #[inline]
     fn untyped(&self, k: usize) -> Raw<'a> {
         Entries::untyped(self, k)
     }
+    #[inline]
     fn stored(&self, k: usize) -> Option<&'a Record> {
         Entries::stored(self, k)
     }
