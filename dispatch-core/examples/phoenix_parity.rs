@@ -33,6 +33,13 @@
 //! can; the report prints both, so that a run on a loaded host can be told
 //! from slow code.
 //!
+//! Just after each run, lines 1 and 3 run again on plain hash tables
+//! instead of the set, in a fresh process of their own (`plain.rs` beside
+//! this file says what those tables do and leave out). The report prints
+//! their times beside the set's and the ratio, so that a line's time can be
+//! read against what the host did with plain tables at nearly the same
+//! moment (on a noisy host, over several runs: `--runs N`).
+//!
 //! ```text
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --size 100000 --delta-size 100
 //! cargo run --release -p dispatch-core --example phoenix_parity -- --quick
@@ -45,6 +52,9 @@ use std::time::Instant;
 
 use dispatch_core::presence::{Config, Meta, Presence, ReplicaId};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[path = "phoenix_parity/plain.rs"]
+mod plain;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
@@ -454,6 +464,8 @@ struct Args {
     runs: usize,
     /// Set in the processes the parent starts: run once, print one line.
     child: bool,
+    /// Set in the processes the parent starts for the plain baseline.
+    plain_child: bool,
     /// A phoenix_pubsub checkout whose `script/bench.exs` runs beside ours.
     phoenix: Option<std::path::PathBuf>,
 }
@@ -464,6 +476,7 @@ fn parse_args() -> Result<Args, String> {
         delta: 100,
         runs: 3,
         child: false,
+        plain_child: false,
         phoenix: None,
     };
     let mut it = std::env::args().skip(1);
@@ -484,6 +497,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--quick" => args.size = 10_000,
             "--child-run" => args.child = true,
+            "--child-plain" => args.plain_child = true,
             "--phoenix" => {
                 let dir = std::path::PathBuf::from(
                     it.next()
@@ -523,10 +537,19 @@ fn main() {
         println!("{}", run_once(args.size, args.delta).encode());
         return;
     }
+    if args.plain_child {
+        println!(
+            "{}",
+            encode_plain(&plain::run(args.size, types_of(args.size)))
+        );
+        return;
+    }
     // Each run in a fresh process, as Phoenix's three runs were: a run in
-    // this process would find the pages the previous one freed. With
-    // `--phoenix`, a run of Phoenix's own script follows each of ours.
+    // this process would find the pages the previous one freed. The plain
+    // baseline of lines 1 and 3 follows each run, in a fresh process too.
+    // With `--phoenix`, a run of Phoenix's own script follows each of ours.
     let mut runs = Vec::new();
+    let mut plains = Vec::new();
     let mut phoenix = Vec::new();
     for k in 0..args.runs {
         runs.push(if args.runs == 1 {
@@ -534,6 +557,7 @@ fn main() {
         } else {
             child_run(&args, k)
         });
+        plains.push(plain_run(&args, k));
         if let Some(dir) = &args.phoenix {
             match phoenix_run(dir, args.size, args.delta) {
                 Ok(p) => phoenix.push(p),
@@ -548,6 +572,7 @@ fn main() {
         }
     }
     let ours = report(args.size, args.delta, &runs);
+    report_plain(&runs, &plains);
     if let Some(dir) = &args.phoenix {
         report_same_run(dir, &ours, &phoenix);
     }
@@ -555,23 +580,89 @@ fn main() {
 
 /// Run `k` of the workload, in a fresh process of this program.
 fn child_run(args: &Args, k: usize) -> Run {
+    child(args, k, "--child-run", Run::decode)
+}
+
+/// The plain baseline after run `k`, in a fresh process of this program.
+fn plain_run(args: &Args, k: usize) -> plain::PlainRun {
+    child(args, k, "--child-plain", decode_plain)
+}
+
+/// Starts this program with `flag` at the same sizes and reads back what
+/// it printed.
+fn child<T>(args: &Args, k: usize, flag: &str, decode: fn(&str) -> Option<T>) -> T {
     let exe = std::env::current_exe().expect("the path of this program");
     let out = std::process::Command::new(&exe)
         .args(["--size", &args.size.to_string()])
         .args(["--delta-size", &args.delta.to_string()])
-        .arg("--child-run")
+        .arg(flag)
         .output()
         .expect("this program can start itself");
     let text = String::from_utf8_lossy(&out.stdout);
-    match Run::decode(&text) {
+    match decode(&text) {
         Some(run) if out.status.success() => run,
         _ => panic!(
-            "run {} of {} failed ({}):\n{text}{}",
+            "run {} of {} ({flag}) failed ({}):\n{text}{}",
             k + 1,
             args.runs,
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ),
+    }
+}
+
+/// The first word of the line a plain baseline run prints for its parent.
+const PLAIN_TAG: &str = "phoenix-parity-plain";
+
+/// One line of text, read back by [`decode_plain`] in the parent: per
+/// line, its time, and its page faults and first-touch time or `-`.
+fn encode_plain(run: &plain::PlainRun) -> String {
+    let mut out = String::from(PLAIN_TAG);
+    for (t, f) in &run.lines {
+        match f {
+            Some((n, touch)) => out.push_str(&format!(" P{t}/{n}/{touch}")),
+            None => out.push_str(&format!(" P{t}/-")),
+        }
+    }
+    out
+}
+
+fn decode_plain(text: &str) -> Option<plain::PlainRun> {
+    let line = text.lines().find(|l| l.starts_with(PLAIN_TAG))?;
+    let mut lines = Vec::new();
+    for word in line.split_whitespace().skip(1) {
+        let f: Vec<&str> = word.strip_prefix('P')?.split('/').collect();
+        let faults = match f[1..] {
+            ["-"] => None,
+            [n, touch] => Some((n.parse().ok()?, touch.parse().ok()?)),
+            _ => return None,
+        };
+        lines.push((f[0].parse().ok()?, faults));
+    }
+    Some(plain::PlainRun {
+        lines: lines.try_into().ok()?,
+    })
+}
+
+/// Lines 1 and 3 beside their plain baseline, each the median over the
+/// runs, and the set's time over the plain one.
+fn report_plain(runs: &[Run], plains: &[plain::PlainRun]) {
+    println!(
+        "lines 1 and 3 beside the plain baseline (the same entries put into plain hash tables \
+         with no duplicate or limit checks, no order among a type's members and no change \
+         list, in a fresh process just after each run; for information):"
+    );
+    for (j, line) in [1, 3].into_iter().enumerate() {
+        let ours = median(runs.iter().map(|r| r.lines[line - 1].once_ms).collect());
+        let base = median(plains.iter().map(|p| p.lines[j].0).collect());
+        let faults = match plains[0].lines[j].1 {
+            Some((n, _)) => format!(" with {n} page faults"),
+            None => String::new(),
+        };
+        println!(
+            "   line {line:>2}: plain {base:.1} ms{faults}, the set {ours:.1} ms: {:.2}x the plain time",
+            ours / base
+        );
     }
 }
 
@@ -633,9 +724,14 @@ fn report_same_run(dir: &std::path::Path, ours: &[f64], phoenix: &[[f64; 11]]) {
     }
 }
 
+/// The number of types of the workload: SIZE / 10.
+fn types_of(size: u64) -> u64 {
+    (size / 10).max(1)
+}
+
 /// Runs Phoenix's workload once and returns what it measured.
 fn run_once(size: u64, delta: u64) -> Run {
-    let types = (size / 10).max(1);
+    let types = types_of(size);
     let mut lines = Vec::new();
     let mut faults = Vec::new();
     let once = |t: f64| Line {
