@@ -615,12 +615,12 @@ fn child<T>(args: &Args, k: usize, flag: &str, decode: fn(&str) -> Option<T>) ->
 const PLAIN_TAG: &str = "phoenix-parity-plain";
 
 /// One line of text, read back by [`decode_plain`] in the parent: per
-/// line, its time, and its page faults and first-touch time or `-`.
+/// line, its time and its page faults or `-`.
 fn encode_plain(run: &plain::PlainRun) -> String {
     let mut out = String::from(PLAIN_TAG);
     for (t, f) in &run.lines {
         match f {
-            Some((n, touch)) => out.push_str(&format!(" P{t}/{n}/{touch}")),
+            Some(n) => out.push_str(&format!(" P{t}/{n}")),
             None => out.push_str(&format!(" P{t}/-")),
         }
     }
@@ -631,13 +631,12 @@ fn decode_plain(text: &str) -> Option<plain::PlainRun> {
     let line = text.lines().find(|l| l.starts_with(PLAIN_TAG))?;
     let mut lines = Vec::new();
     for word in line.split_whitespace().skip(1) {
-        let f: Vec<&str> = word.strip_prefix('P')?.split('/').collect();
-        let faults = match f[1..] {
-            ["-"] => None,
-            [n, touch] => Some((n.parse().ok()?, touch.parse().ok()?)),
-            _ => return None,
+        let (t, f) = word.strip_prefix('P')?.split_once('/')?;
+        let faults = match f {
+            "-" => None,
+            n => Some(n.parse().ok()?),
         };
-        lines.push((f[0].parse().ok()?, faults));
+        lines.push((t.parse().ok()?, faults));
     }
     Some(plain::PlainRun {
         lines: lines.try_into().ok()?,
@@ -656,7 +655,7 @@ fn report_plain(runs: &[Run], plains: &[plain::PlainRun]) {
         let ours = median(runs.iter().map(|r| r.lines[line - 1].once_ms).collect());
         let base = median(plains.iter().map(|p| p.lines[j].0).collect());
         let faults = match plains[0].lines[j].1 {
-            Some((n, _)) => format!(" with {n} page faults"),
+            Some(n) => format!(" with {n} page faults"),
             None => String::new(),
         };
         println!(
