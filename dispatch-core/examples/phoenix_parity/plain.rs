@@ -11,10 +11,10 @@
 //! order among a type's members and record no dots, delta or changes: they
 //! do less work per entry than the set. Their tables take more memory
 //! (16-byte buckets, where the set's type index has 4-byte ones), so they
-//! take more page faults. Both are timed on one host at nearly one moment:
-//! the set's time over the plain one says how the set's design compares
-//! with plain tables whatever the host's speed, while each time moves with
-//! the host.
+//! take more page faults. Both are timed on one host at nearly one moment,
+//! so a slow line can be read against what the host did with plain tables
+//! then; on a noisy host the ratio moves from run to run too, so read it
+//! over several runs (`--runs N`).
 
 use std::hash::BuildHasher;
 use std::hint::black_box;
