@@ -16,7 +16,8 @@
 //! - [`node`]: the sans-IO node that ties them together, and its protocol,
 //!   including calls and casts to the instance that owns a key
 //!   ([`node::calls`]).
-//! - [`wire`]: the versioned postcard wire format.
+//! - [`wire`]: the versioned postcard wire format, sealed with the cluster
+//!   [`keyring`] (ChaCha20-Poly1305) or in the clear.
 //! - [`transfer`]: chunked transfers that survive loss.
 //!
 //! ## Feed it, then drain it
@@ -44,13 +45,15 @@
 //! let now = Instant::ZERO;
 //! let mut a: Node<u8> = Node::new(ReplicaId::new("a", 1), Config::default(), now)?;
 //! let mut b: Node<u8> = Node::new(ReplicaId::new("b", 1), Config::default(), now)?;
-//! b.join(now, &[1]); // b knows a's address, 1; a learns b's, 2, when b greets it.
-//! pump(now, &mut b, 2, &mut a);
-//! a.add_service(now, "uploader", "u1", b"")?;
-//! for _ in 0..3 {
-//!     pump(now, &mut a, 1, &mut b);
+//! b.join(now, &[1]); // b knows a's address, 1, and greets it.
+//! // a answers the stranger with a greeting written for it, and makes it a
+//! // peer when b answers that: a replayed or forged greeting makes nothing.
+//! for _ in 0..2 {
 //!     pump(now, &mut b, 2, &mut a);
+//!     pump(now, &mut a, 1, &mut b);
 //! }
+//! a.add_service(now, "uploader", "u1", b"")?;
+//! pump(now, &mut a, 1, &mut b);
 //! let owner = b.find_service("uploader", b"file.png", false)?;
 //! assert_eq!((&*owner.replica().name, owner.id()), ("a", "u1"));
 //! assert!(std::iter::from_fn(|| b.poll_event()).any(|e| matches!(e, Event::ServiceJoined(_))));
@@ -63,6 +66,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod keyring;
 pub mod node;
 pub mod presence;
 pub mod ring;

@@ -253,8 +253,8 @@ fn foreign_and_garbage_datagrams_are_counted_and_harmless() {
                 &b""[..],
                 b"DS",
                 b"hello world",
-                b"DS\x01\x07\x00\x00\x00\x05",
-                b"DS\x09\x00\x00\x00\x00\x00",
+                b"DS\x02\x07\x00\x00\x00\x00",
+                b"DS\x09\x00\x00\x00\x00\x00\x00",
             ] {
                 errs += u32::from(n.handle_datagram(now, from, junk).is_err());
             }
@@ -499,9 +499,21 @@ fn a_replayed_heartbeat_is_dropped_and_counted() {
     let mut b: Node<u8> = Node::new(ReplicaId::new("b", 1), Config::default(), now).unwrap();
     a.join(now, &[2]);
     let mut buf = [0u8; 1500];
+    // a greets its seed, which answers a stranger without believing it...
     let t = a.poll_transmit(now, &mut buf).expect("a greets its seed");
+    assert_eq!(b.handle_datagram(now, 1, &buf[..t.len]), Ok(()));
+    assert_eq!(b.peers().count(), 0, "a stranger is not a peer");
+    let t = b
+        .poll_transmit(now, &mut buf)
+        .expect("b greets the stranger");
+    // ...and a, hearing b's greeting written for it, greets b in turn.
+    assert_eq!(a.handle_datagram(now, 2, &buf[..t.len]), Ok(()));
+    let t = a
+        .poll_transmit(now, &mut buf)
+        .expect("a greets its new peer");
     let heartbeat = buf[..t.len].to_vec();
     assert_eq!(b.handle_datagram(now, 1, &heartbeat), Ok(()));
+    assert_eq!(b.peers().count(), 1);
     assert_eq!(
         b.handle_datagram(now, 1, &heartbeat),
         Err(RecvError(DropReason::Replayed))

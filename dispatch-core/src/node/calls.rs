@@ -831,10 +831,7 @@ where
     }
 
     fn encode_datagram(&self, msg: &Message<'_, A>) -> Option<Vec<u8>> {
-        let mut buf = alloc::vec![0u8; self.config.mtu];
-        let len = wire::encode(msg, self.config.cluster_id, &mut buf).ok()?;
-        buf.truncate(len);
-        Some(buf)
+        self.encode_body(msg)
     }
 
     fn send_request_ack(&mut self, to: &A, call: u64) {

@@ -3,6 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::keyring::Keyring;
 use crate::presence;
 
 /// How a node behaves on the network. Build it with [`Config::default`] or
@@ -84,6 +85,13 @@ pub struct Config {
     pub seed: u64,
     /// Limits of the replicated presence set.
     pub presence: presence::Config,
+    /// The cluster keyring. With one, every datagram the node writes is
+    /// sealed (ChaCha20-Poly1305) with its primary key, and only datagrams
+    /// sealed with one of its keys are accepted: outsiders can neither
+    /// join, forge, replay nor read. Without one (the default) datagrams
+    /// travel in the clear, for trusted networks. See
+    /// [`keyring`](crate::keyring) for rotating keys.
+    pub keyring: Option<Keyring>,
 }
 
 impl Default for Config {
@@ -110,6 +118,7 @@ impl Default for Config {
             reliable_transport: false,
             seed: 0,
             presence: presence::Config::default(),
+            keyring: None,
         }
     }
 }

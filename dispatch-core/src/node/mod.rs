@@ -35,11 +35,18 @@
 //!   [`Event::Request`], and [`Node::reply`] answers it. Lost requests are
 //!   sent again, copies are never handed on twice, large ones travel in
 //!   chunks; see the [`calls`] module.
+//! - With a [`Keyring`](crate::keyring::Keyring) in the config, every
+//!   datagram is sealed (see [`wire::seal`]) and a peer's nonces pass a
+//!   replay window. A peer is made, and its address changed, only by a
+//!   datagram written for this node's current incarnation, or by one from
+//!   that peer in the incarnation we know: strangers are greeted and
+//!   believed in nothing until they answer (see [`peers`]).
 
 pub mod calls;
 mod config;
 mod event;
-mod peers;
+pub mod peers;
+pub mod replay;
 mod stats;
 mod transfers;
 
@@ -58,6 +65,7 @@ use core::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::keyring::Keyring;
 use crate::presence::{
     self, ChangeKind, Context, Delta, MergeError, Meta, OpError, Presence, Ref, ReplicaId, State,
 };
@@ -65,7 +73,7 @@ use crate::ring::{Ring, Routing};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::transmit::{Destination, Transmit};
-use crate::wire::{self, Heartbeat, Message, PeerInfo, TransferBody, WireError};
+use crate::wire::{self, Framing, Heartbeat, Message, PeerInfo, TransferBody, WireError};
 use calls::Calls;
 use peers::{Heard, PeerRefusal, Peers};
 use transfers::Transfers;
@@ -140,11 +148,21 @@ impl fmt::Display for FindError {
 impl core::error::Error for FindError {}
 
 /// A delta kept until the ones before it arrive: its clock range and the
-/// datagram it came in.
+/// body of the datagram it came in (opened).
 struct EarlyDelta {
     start: u64,
     end: u64,
-    datagram: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// A message body waiting to be framed and sent: sealed, when the node has
+/// a keyring, as it is written into the transmit buffer.
+struct Outgoing<A> {
+    to: Destination<A>,
+    /// The receiver's incarnation, when known: the datagram is then written
+    /// for it alone.
+    incarnation: Option<u64>,
+    body: Vec<u8>,
 }
 
 /// One member of a Dispatch cluster, generic over the transport's peer
@@ -157,7 +175,7 @@ pub struct Node<A> {
     peers: Peers<A>,
     transfers: Transfers<A>,
     calls: Calls<A>,
-    outbox: VecDeque<(Destination<A>, Vec<u8>)>,
+    outbox: VecDeque<Outgoing<A>>,
     /// Deltas that arrived before the ones they follow, per peer name.
     early: BTreeMap<Box<str>, Vec<EarlyDelta>>,
     events: VecDeque<Event>,
@@ -171,6 +189,10 @@ pub struct Node<A> {
     heartbeat_seq: u64,
     gossip_cursor: usize,
     left: bool,
+    /// The nonce of the next sealed datagram.
+    nonce: u128,
+    /// A received datagram, copied to be opened in place.
+    scratch: Vec<u8>,
 }
 
 impl<A> Node<A>
@@ -184,6 +206,7 @@ where
         config.validate()?;
         let presence = Presence::new(me.clone(), config.presence.clone())?;
         let rng = Rng::new(config.seed ^ me.incarnation.rotate_left(17));
+        let nonce = wire::seal::nonce_start(&me.name, me.incarnation);
         Ok(Node {
             peers: Peers::new(config.max_peers),
             transfers: Transfers::new(
@@ -208,6 +231,8 @@ where
             heartbeat_seq: 0,
             gossip_cursor: 0,
             left: false,
+            nonce,
+            scratch: Vec::new(),
         })
     }
 
@@ -218,7 +243,7 @@ where
     /// answer; it learns the rest of the cluster from them.
     pub fn join(&mut self, now: Instant, seeds: &[A]) {
         for seed in seeds {
-            self.peers.add_contact(now, seed.clone(), true);
+            self.peers.add_contact(now, seed.clone(), true, None);
         }
         self.next_heartbeat = now;
         self.handle_timeout(now);
@@ -296,16 +321,34 @@ where
         if self.left {
             return Ok(());
         }
-        let msg: Message<'_, A> = match wire::decode(data, self.config.cluster_id) {
-            Ok(m) => m,
-            Err(e) => {
-                let reason = match e {
-                    WireError::UnsupportedVersion(_) => DropReason::Version,
-                    WireError::ForeignCluster(_) => DropReason::ForeignCluster,
-                    _ => DropReason::Malformed,
-                };
-                return Err(self.dropped(reason));
-            }
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(data);
+        let result = self.receive(now, from, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    /// Replaces the keyring (none: speak in the clear) of a running node,
+    /// for key rotation: see [`keyring`](crate::keyring) for the steps.
+    pub fn set_keyring(&mut self, keyring: Option<Keyring>) {
+        self.config.keyring = keyring;
+    }
+
+    /// Opens, checks and acts on one datagram, opened in place in `datagram`.
+    fn receive(&mut self, now: Instant, from: A, datagram: &mut [u8]) -> Result<(), RecvError> {
+        let opened = match wire::open(
+            datagram,
+            self.config.cluster_id,
+            self.config.keyring.as_ref(),
+            self.me.incarnation,
+        ) {
+            Ok(o) => o,
+            Err(e) => return Err(self.dropped(drop_reason(e))),
+        };
+        let body = &datagram[opened.body.clone()];
+        let Ok(msg) = wire::decode_body::<A>(body) else {
+            return Err(self.dropped(DropReason::Malformed));
         };
         let sender = msg.from().clone();
         if sender.name == self.me.name {
@@ -314,6 +357,22 @@ where
         }
         if sender.name.len() > self.config.presence.max_name_len as usize {
             return Err(self.dropped(DropReason::Refused));
+        }
+        let known = self
+            .peers
+            .get(&sender.name)
+            .is_some_and(|p| p.id.incarnation == sender.incarnation);
+        if !known && !opened.addressed {
+            return self.on_stranger(now, &from, &msg);
+        }
+        if let Some(nonce) = opened.nonce {
+            let fresh = match self.peers.get_mut(&sender.name) {
+                Some(p) if known => p.window.accept(nonce),
+                _ => true,
+            };
+            if !fresh {
+                return Err(self.dropped(DropReason::Replayed));
+            }
         }
         if let Message::Leave { from } = &msg {
             return self.on_leave(from);
@@ -326,6 +385,12 @@ where
             }
         }
         self.on_heard(now, &sender, &from)?;
+        if let (Some(nonce), false) = (opened.nonce, known) {
+            // The first datagram of this incarnation starts its window.
+            if let Some(p) = self.peers.get_mut(&sender.name) {
+                p.window.accept(nonce);
+            }
+        }
         match msg {
             Message::Heartbeat(hb) => self.on_heartbeat(now, hb, &from),
             Message::Peers { peers, .. } => {
@@ -333,7 +398,7 @@ where
                     self.learn_peer(now, info);
                 }
             }
-            Message::Delta { delta, .. } => self.on_delta(now, &sender, &delta, data),
+            Message::Delta { delta, .. } => self.on_delta(now, &sender, &delta, body),
             Message::CatchUp { have, .. } => self.on_catch_up(now, &from, have),
             Message::Chunk { head, data, .. } => {
                 return self.on_chunk(now, &sender, &from, head, data)
@@ -351,6 +416,40 @@ where
             Message::Reply { call, outcome, .. } => self.on_reply(&sender, call, outcome),
             // Answered above, before the peer table saw the sender.
             Message::Leave { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A datagram neither written for this incarnation nor from a peer we
+    /// know in the incarnation it names: a node joining, a peer that
+    /// restarted, or something replayed or forged. A heartbeat is answered
+    /// with a greeting written for the incarnation it claims (at most once
+    /// per `retry_after` per address); nothing else is believed.
+    fn on_stranger(
+        &mut self,
+        now: Instant,
+        from: &A,
+        msg: &Message<'_, A>,
+    ) -> Result<(), RecvError> {
+        let Message::Heartbeat(hb) = msg else {
+            return Err(self.dropped(DropReason::Unconfirmed));
+        };
+        if self.peers.is_stale(&hb.from) {
+            return Err(self.dropped(DropReason::StaleIncarnation));
+        }
+        if self
+            .peers
+            .greet_stranger(now, from, self.config.retry_after)
+        {
+            self.stats.strangers_greeted += 1;
+            let greeting = self.greeting(false);
+            if let Some(body) = self.encode_body(&greeting) {
+                self.queue_for(
+                    Destination::Peer(from.clone()),
+                    Some(hb.from.incarnation),
+                    body,
+                );
+            }
         }
         Ok(())
     }
@@ -416,18 +515,21 @@ where
     /// long) and says where it goes; `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<A>> {
         let _ = now;
+        let limit = self.config.mtu.min(buf.len());
+        let buf = &mut buf[..limit];
         loop {
-            if let Some((destination, bytes)) = self.outbox.pop_front() {
-                if bytes.len() > buf.len() {
+            if let Some(out) = self.outbox.pop_front() {
+                let nonce = self.take_nonce();
+                let framing = self.framing(out.incarnation, nonce);
+                let start = framing.body_start();
+                if framing.overhead() + out.body.len() > buf.len() {
                     continue;
                 }
-                buf[..bytes.len()].copy_from_slice(&bytes);
-                self.stats.datagrams_out += 1;
-                self.stats.bytes_out += bytes.len() as u64;
-                return Some(Transmit {
-                    destination,
-                    len: bytes.len(),
-                });
+                buf[start..start + out.body.len()].copy_from_slice(&out.body);
+                let Ok(len) = framing.close(buf, out.body.len()) else {
+                    continue;
+                };
+                return Some(self.sent(out.to, len));
             }
             let (to, head, data) = self.transfers.next_chunk()?;
             let msg: Message<'_, A> = Message::Chunk {
@@ -435,19 +537,38 @@ where
                 head,
                 data: &data,
             };
-            let limit = self.config.mtu.min(buf.len());
-            match wire::encode(&msg, self.config.cluster_id, &mut buf[..limit]) {
-                Ok(len) => {
-                    self.stats.datagrams_out += 1;
-                    self.stats.bytes_out += len as u64;
-                    return Some(Transmit {
-                        destination: Destination::Peer(to),
-                        len,
-                    });
-                }
-                Err(_) => continue,
+            let incarnation = self.peers.incarnation_at(&to);
+            let nonce = self.take_nonce();
+            if let Ok(len) = wire::encode_framed(&msg, &self.framing(incarnation, nonce), buf) {
+                return Some(self.sent(Destination::Peer(to), len));
             }
         }
+    }
+
+    /// How a datagram for a receiver in `incarnation` is framed: sealed
+    /// with `nonce` when the node has a keyring.
+    fn framing(&self, incarnation: Option<u64>, nonce: u128) -> Framing<'_> {
+        Framing {
+            cluster: self.config.cluster_id,
+            to: incarnation,
+            seal: self.config.keyring.as_ref().map(|k| (k.primary(), nonce)),
+        }
+    }
+
+    /// The nonce for the next datagram (used only when it is sealed).
+    fn take_nonce(&mut self) -> u128 {
+        let n = self.nonce;
+        if self.config.keyring.is_some() {
+            self.nonce += 1;
+            self.stats.datagrams_sealed += 1;
+        }
+        n
+    }
+
+    fn sent(&mut self, destination: Destination<A>, len: usize) -> Transmit<A> {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += len as u64;
+        Transmit { destination, len }
     }
 
     /// The next event for the application.
@@ -638,6 +759,7 @@ where
     }
 
     fn push_delta(&mut self) {
+        let room = self.body_room();
         let Some(delta) = self.presence.take_delta() else {
             return;
         };
@@ -645,16 +767,10 @@ where
             from: self.me.clone(),
             delta,
         };
-        let mut buf = vec![0u8; self.config.mtu];
-        match wire::encode(&msg, self.config.cluster_id, &mut buf) {
-            Ok(len) => {
-                buf.truncate(len);
-                self.queue_to_peers(buf);
-            }
-            Err(_) => {
-                // Too large for a datagram: peers notice from the next
-                // heartbeat's clock and catch up through a transfer.
-            }
+        // Too large for a datagram, it is not sent: peers notice from the
+        // next heartbeat's clock and catch up through a transfer.
+        if let Some(body) = body_of(room, &msg) {
+            self.queue_to_peers(body);
         }
     }
 
@@ -733,9 +849,11 @@ where
 
     fn on_heard(&mut self, now: Instant, id: &ReplicaId, addr: &A) -> Result<(), RecvError> {
         match self.peers.heard(now, id, addr) {
-            Ok(Heard::New) => {
+            Ok(Heard::New { was_contact }) => {
                 self.events.push_back(Event::PeerUp(id.clone()));
-                self.greet(addr);
+                // It knows us; now it hears from us in turn, and a node we
+                // were greeting (we are joining) hands us its peers.
+                self.greet(addr, was_contact);
             }
             Ok(Heard::Known { came_back: false }) => {}
             Ok(Heard::Known { came_back: true }) => {
@@ -749,6 +867,7 @@ where
                 self.transfers.forget_peer_name(&old.name);
                 self.events.push_back(Event::PeerGone(old));
                 self.events.push_back(Event::PeerUp(id.clone()));
+                self.greet(addr, false);
             }
             Err(PeerRefusal::Stale) => return Err(self.dropped(DropReason::StaleIncarnation)),
             Err(PeerRefusal::Full) => return Err(self.dropped(DropReason::TooManyPeers)),
@@ -772,7 +891,8 @@ where
 
     fn learn_peer(&mut self, now: Instant, info: PeerInfo<A>) {
         if info.id.name != self.me.name && self.peers.is_news(&info.id) {
-            self.peers.add_contact(now, info.addr, false);
+            self.peers
+                .add_contact(now, info.addr, false, Some(info.id.incarnation));
         }
     }
 
@@ -846,9 +966,7 @@ where
                 return;
             };
             let early = list.swap_remove(pos);
-            if let Ok(Message::Delta { from, delta }) =
-                wire::decode::<A>(&early.datagram, self.config.cluster_id)
-            {
+            if let Ok(Message::Delta { from, delta }) = wire::decode_body::<A>(&early.body) {
                 if from == *peer && self.presence.merge_delta(&delta).is_ok() {
                     self.stats.deltas_merged += 1;
                     self.apply_changes();
@@ -861,7 +979,7 @@ where
 
     /// Keeps a delta that arrived before the one it follows, bounded per
     /// peer (the oldest goes first).
-    fn keep_early_delta(&mut self, peer: &ReplicaId, delta: &Delta<'_>, datagram: &[u8]) {
+    fn keep_early_delta(&mut self, peer: &ReplicaId, delta: &Delta<'_>, body: &[u8]) {
         let cap = self.config.reorder_buffer;
         if cap == 0 {
             return;
@@ -886,11 +1004,11 @@ where
         list.push(EarlyDelta {
             start: delta.start,
             end: delta.end,
-            datagram: datagram.to_vec(),
+            body: body.to_vec(),
         });
     }
 
-    fn on_delta(&mut self, now: Instant, sender: &ReplicaId, delta: &Delta<'_>, datagram: &[u8]) {
+    fn on_delta(&mut self, now: Instant, sender: &ReplicaId, delta: &Delta<'_>, body: &[u8]) {
         if delta.replica != *sender {
             self.stats.drop(DropReason::Refused);
             return;
@@ -910,7 +1028,7 @@ where
                 if let Some(p) = self.peers.get_mut(&sender.name) {
                     p.clock = p.clock.max(delta.end);
                 }
-                self.keep_early_delta(sender, delta, datagram);
+                self.keep_early_delta(sender, delta, body);
                 self.maybe_catch_up(now, sender);
             }
             Err(_) => self.stats.drop(DropReason::Refused),
@@ -929,10 +1047,8 @@ where
                     from: self.me.clone(),
                     delta: delta.clone(),
                 };
-                let mut buf = vec![0u8; self.config.mtu];
-                if let Ok(len) = wire::encode(&msg, self.config.cluster_id, &mut buf) {
-                    buf.truncate(len);
-                    self.queue(Destination::Peer(from.clone()), buf);
+                if let Some(body) = self.encode_body(&msg) {
+                    self.queue(Destination::Peer(from.clone()), body);
                     return;
                 }
                 TransferBody::Delta(delta)
@@ -1069,33 +1185,42 @@ where
         if self.peers.len() > 0 {
             self.send_to_peers(&to_peers);
         }
-        let contacts: Vec<A> = self.peers.contacts().cloned().collect();
-        for addr in contacts {
-            self.send(Destination::Peer(addr), &to_contacts);
+        let contacts: Vec<(A, Option<u64>)> = self
+            .peers
+            .contacts()
+            .map(|(a, inc)| (a.clone(), inc))
+            .collect();
+        if let Some(body) = self.encode_body(&to_contacts) {
+            for (addr, incarnation) in contacts {
+                self.queue_for(Destination::Peer(addr), incarnation, body.clone());
+            }
         }
     }
 
-    /// Tells a peer heard from for the first time where our clock stands,
-    /// so that it asks at once for services we registered before it knew
-    /// us, instead of at our next heartbeat.
-    fn greet(&mut self, to: &A) {
-        if self.presence.clock() == 0 {
-            return;
-        }
+    /// Tells a peer heard from for the first time (or in a new
+    /// incarnation) that we know it, and where our clock stands, so that it
+    /// knows us in turn and asks at once for services we registered before
+    /// it knew us, instead of at our next heartbeat.
+    fn greet(&mut self, to: &A, want_peers: bool) {
+        let msg = self.greeting(want_peers);
+        self.send(Destination::Peer(to.clone()), &msg);
+    }
+
+    /// A heartbeat naming no peers.
+    fn greeting(&mut self, want_peers: bool) -> Message<'static, A> {
         self.heartbeat_seq += 1;
-        let msg: Message<'_, A> = Message::Heartbeat(Heartbeat {
+        Message::Heartbeat(Heartbeat {
             from: self.me.clone(),
             seq: self.heartbeat_seq,
             clock: self.presence.clock(),
-            want_peers: false,
+            want_peers,
             peers: Vec::new(),
-        });
-        self.send(Destination::Peer(to.clone()), &msg);
+        })
     }
 
     fn send_peer_list(&mut self, to: &A) {
         let mut peers: Vec<PeerInfo<A>> = Vec::new();
-        let mut buf = vec![0u8; self.config.mtu];
+        let mut buf = vec![0u8; self.body_room()];
         for p in self
             .peers
             .iter()
@@ -1109,7 +1234,7 @@ where
                 from: self.me.clone(),
                 peers: peers.clone(),
             };
-            if wire::encode(&msg, self.config.cluster_id, &mut buf).is_err() {
+            if wire::encode_body(&msg, &mut buf).is_err() {
                 peers.pop();
                 break;
             }
@@ -1140,46 +1265,92 @@ where
         let overhead =
             postcard::experimental::serialized_size(&probe).unwrap_or(self.config.mtu / 2);
         // Three bytes for the length of the payload itself.
-        let room = self
-            .config
-            .mtu
-            .saturating_sub(wire::HEADER_LEN + overhead + 3);
+        let room = self.body_room().saturating_sub(overhead + 3);
         u16::try_from(room.max(1)).unwrap_or(u16::MAX)
     }
 
-    fn send_to_peers(&mut self, msg: &Message<'_, A>) {
-        let mut buf = vec![0u8; self.config.mtu];
-        let Ok(len) = wire::encode(msg, self.config.cluster_id, &mut buf) else {
-            return;
+    /// Room for a message body in a datagram of the MTU, whatever its
+    /// framing (sealed, or in the clear and addressed).
+    fn body_room(&self) -> usize {
+        let frame = if self.config.keyring.is_some() {
+            wire::SEAL_OVERHEAD
+        } else {
+            wire::seal::TO_LEN
         };
-        buf.truncate(len);
-        self.queue_to_peers(buf);
+        self.config.mtu - wire::HEADER_LEN - frame
     }
 
-    fn queue_to_peers(&mut self, bytes: Vec<u8>) {
+    /// `msg`'s body, if it fits a datagram.
+    fn encode_body(&self, msg: &Message<'_, A>) -> Option<Vec<u8>> {
+        body_of(self.body_room(), msg)
+    }
+
+    fn send_to_peers(&mut self, msg: &Message<'_, A>) {
+        if let Some(body) = self.encode_body(msg) {
+            self.queue_to_peers(body);
+        }
+    }
+
+    fn queue_to_peers(&mut self, body: Vec<u8>) {
         if self.config.transport_broadcasts {
-            self.queue(Destination::Broadcast, bytes);
+            self.queue_for(Destination::Broadcast, None, body);
             return;
         }
-        let addrs: Vec<A> = self.peers.iter().map(|p| p.addr.clone()).collect();
-        for addr in addrs {
-            self.queue(Destination::Peer(addr), bytes.clone());
+        let to: Vec<(A, u64)> = self
+            .peers
+            .iter()
+            .map(|p| (p.addr.clone(), p.id.incarnation))
+            .collect();
+        for (addr, incarnation) in to {
+            self.queue_for(Destination::Peer(addr), Some(incarnation), body.clone());
         }
     }
 
     fn send(&mut self, to: Destination<A>, msg: &Message<'_, A>) {
-        let mut buf = vec![0u8; self.config.mtu];
-        if let Ok(len) = wire::encode(msg, self.config.cluster_id, &mut buf) {
-            buf.truncate(len);
-            self.queue(to, buf);
+        if let Some(body) = self.encode_body(msg) {
+            self.queue(to, body);
         }
     }
 
-    fn queue(&mut self, to: Destination<A>, bytes: Vec<u8>) {
+    /// Queues `body` for `to`, written for the incarnation we know there.
+    fn queue(&mut self, to: Destination<A>, body: Vec<u8>) {
+        let incarnation = match &to {
+            Destination::Peer(addr) => self.peers.incarnation_at(addr),
+            Destination::Broadcast => None,
+        };
+        self.queue_for(to, incarnation, body);
+    }
+
+    fn queue_for(&mut self, to: Destination<A>, incarnation: Option<u64>, body: Vec<u8>) {
         if self.outbox.len() >= OUTBOX_LIMIT {
             self.outbox.pop_front();
         }
-        self.outbox.push_back((to, bytes));
+        self.outbox.push_back(Outgoing {
+            to,
+            incarnation,
+            body,
+        });
+    }
+}
+
+/// `msg`'s body, if it fits in `room` bytes.
+fn body_of<A: Serialize>(room: usize, msg: &Message<'_, A>) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; room];
+    let len = wire::encode_body(msg, &mut buf).ok()?;
+    buf.truncate(len);
+    Some(buf)
+}
+
+/// The counter a refusal of [`wire::open`] or the header goes to.
+fn drop_reason(e: WireError) -> DropReason {
+    match e {
+        WireError::UnsupportedVersion(_) => DropReason::Version,
+        WireError::ForeignCluster(_) => DropReason::ForeignCluster,
+        WireError::Unsealed => DropReason::Unsealed,
+        WireError::UnknownKey(_) => DropReason::UnknownKey,
+        WireError::BadTag => DropReason::BadTag,
+        WireError::NotForUs(_) => DropReason::NotForUs,
+        _ => DropReason::Malformed,
     }
 }
 

@@ -4,12 +4,23 @@
 //! seeds or from other peers' gossip are contacts: we send them heartbeats
 //! until they answer, and only then do they become peers. A peer silent for
 //! `down_after` is down; silent for `permanent_down_after`, it is forgotten.
+//!
+//! Only a datagram written for this node's current incarnation, or one from
+//! a peer already known in the incarnation it names, makes or changes a
+//! peer. Anything else from a stranger is answered (at most once per
+//! `retry_after` per address, from a bounded table of strangers evicted
+//! oldest first) with a greeting written for the incarnation it claims,
+//! and otherwise believed in nothing: a name that never answers that
+//! greeting never takes a place in the peer table, so strangers cannot
+//! fill it, and a datagram replayed to a node that restarted since it was
+//! captured cannot bring anyone back.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::replay::ReplayWindow;
 use crate::presence::ReplicaId;
 use crate::time::Instant;
 
@@ -40,13 +51,19 @@ pub struct Peer<A> {
     /// While we lack some of its changes: when to ask it for them (first
     /// after a short wait for reordered deltas, then again if unanswered).
     pub(crate) ask_at: Option<Instant>,
+    /// Nonces of this incarnation already accepted (sealed traffic only).
+    pub(crate) window: ReplayWindow,
 }
 
 /// How a heartbeat or other direct message changed the peer table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Heard {
-    /// A name we did not know.
-    New,
+    /// A name we did not know; `was_contact` if we had been greeting its
+    /// address (it is a seed or was gossiped to us).
+    New {
+        /// We were greeting its address.
+        was_contact: bool,
+    },
     /// A known peer, unchanged incarnation; `came_back` if it was down.
     Known {
         /// The peer was down and is up again.
@@ -78,6 +95,9 @@ pub(crate) struct Peers<A> {
     /// Incarnations that left gracefully: their late or replayed messages
     /// must not bring their entries back. Bounded by `max_peers`.
     departed: BTreeMap<Box<str>, u64>,
+    /// Addresses of strangers we greeted, with when: at most `max_peers`,
+    /// the oldest evicted first. Never peers until they answer.
+    strangers: BTreeMap<A, Instant>,
     max_peers: usize,
 }
 
@@ -85,6 +105,8 @@ pub(crate) struct Peers<A> {
 struct Contact {
     added: Instant,
     seed: bool,
+    /// The incarnation gossip named for it, to address our greetings.
+    incarnation: Option<u64>,
 }
 
 impl<A: Clone + Ord> Peers<A> {
@@ -93,6 +115,7 @@ impl<A: Clone + Ord> Peers<A> {
             peers: BTreeMap::new(),
             contacts: BTreeMap::new(),
             departed: BTreeMap::new(),
+            strangers: BTreeMap::new(),
             max_peers,
         }
     }
@@ -112,7 +135,8 @@ impl<A: Clone + Ord> Peers<A> {
         {
             return Err(PeerRefusal::Stale);
         }
-        self.contacts.remove(addr);
+        let was_contact = self.contacts.remove(addr).is_some();
+        self.strangers.remove(addr);
         if let Some(peer) = self.peers.get_mut(&*id.name) {
             if id.incarnation < peer.id.incarnation {
                 return Err(PeerRefusal::Stale);
@@ -127,6 +151,7 @@ impl<A: Clone + Ord> Peers<A> {
                 peer.last_seq = 0;
                 peer.clock = 0;
                 peer.ask_at = None;
+                peer.window = ReplayWindow::default();
                 return Ok(Heard::Restarted { old });
             }
             return Ok(Heard::Known { came_back });
@@ -144,25 +169,77 @@ impl<A: Clone + Ord> Peers<A> {
                 last_seq: 0,
                 clock: 0,
                 ask_at: None,
+                window: ReplayWindow::default(),
             },
         );
-        Ok(Heard::New)
+        Ok(Heard::New { was_contact })
+    }
+
+    /// Whether to greet the stranger at `addr` now: not if we greeted that
+    /// address within `gap`. Remembers it, evicting the stranger greeted
+    /// longest ago when the table is full.
+    pub(crate) fn greet_stranger(&mut self, now: Instant, addr: &A, gap: Duration) -> bool {
+        if let Some(&at) = self.strangers.get(addr) {
+            if now.saturating_duration_since(at) < gap {
+                return false;
+            }
+        } else if self.strangers.len() >= self.max_peers {
+            let oldest = self
+                .strangers
+                .iter()
+                .min_by_key(|(_, &at)| at)
+                .map(|(a, _)| a.clone());
+            if let Some(a) = oldest {
+                self.strangers.remove(&a);
+            }
+        }
+        self.strangers.insert(addr.clone(), now);
+        true
+    }
+
+    /// The incarnation of the node at `addr`, when a peer or gossip named it.
+    pub(crate) fn incarnation_at(&self, addr: &A) -> Option<u64> {
+        self.peers
+            .values()
+            .find(|p| p.addr == *addr)
+            .map(|p| p.id.incarnation)
+            .or_else(|| self.contacts.get(addr).and_then(|c| c.incarnation))
     }
 
     /// Remembers an address to greet. Seeds stay until they answer; other
     /// contacts are bounded by the peer limit and expire.
-    pub(crate) fn add_contact(&mut self, now: Instant, addr: A, seed: bool) {
+    pub(crate) fn add_contact(
+        &mut self,
+        now: Instant,
+        addr: A,
+        seed: bool,
+        incarnation: Option<u64>,
+    ) {
         if self.peers.values().any(|p| p.addr == addr) {
             return;
         }
         if !seed && self.contacts.len() >= self.max_peers {
             return;
         }
-        let entry = self
-            .contacts
-            .entry(addr)
-            .or_insert(Contact { added: now, seed });
+        let entry = self.contacts.entry(addr).or_insert(Contact {
+            added: now,
+            seed,
+            incarnation,
+        });
         entry.seed |= seed;
+        entry.incarnation = incarnation.or(entry.incarnation);
+    }
+
+    /// Whether `id` is an incarnation we must not hear from again: older
+    /// than the one we know, or one that left.
+    pub(crate) fn is_stale(&self, id: &ReplicaId) -> bool {
+        self.departed
+            .get(&*id.name)
+            .is_some_and(|&inc| id.incarnation <= inc)
+            || self
+                .peers
+                .get(&*id.name)
+                .is_some_and(|p| id.incarnation < p.id.incarnation)
     }
 
     /// Whether a gossiped peer is news to us.
@@ -200,9 +277,10 @@ impl<A: Clone + Ord> Peers<A> {
         self.peers.len()
     }
 
-    /// Contacts still to be confirmed, in address order.
-    pub(crate) fn contacts(&self) -> impl Iterator<Item = &A> {
-        self.contacts.keys()
+    /// Contacts still to be confirmed, in address order, with the
+    /// incarnation gossip named for them.
+    pub(crate) fn contacts(&self) -> impl Iterator<Item = (&A, Option<u64>)> {
+        self.contacts.iter().map(|(a, c)| (a, c.incarnation))
     }
 
     /// Applies the failure detector at `now`: peers silent for `down_after`
@@ -230,6 +308,8 @@ impl<A: Clone + Ord> Peers<A> {
         }
         self.contacts
             .retain(|_, c| c.seed || now.saturating_duration_since(c.added) < permanent_after);
+        self.strangers
+            .retain(|_, at| now.saturating_duration_since(*at) < permanent_after);
         (downed, gone)
     }
 
@@ -267,7 +347,10 @@ mod tests {
     fn silence_downs_then_forgets_and_news_restores() {
         let mut p: Peers<u8> = Peers::new(4);
         let t0 = Instant::ZERO;
-        assert_eq!(p.heard(t0, &id("a", 1), &1), Ok(Heard::New));
+        assert_eq!(
+            p.heard(t0, &id("a", 1), &1),
+            Ok(Heard::New { was_contact: false })
+        );
         assert_eq!(p.next_expiry(DOWN, GONE), Some(t0 + DOWN));
         let (down, gone) = p.expire(t0 + DOWN, DOWN, GONE);
         assert_eq!((down.len(), gone.len()), (1, 0));
@@ -301,7 +384,10 @@ mod tests {
             p.heard(Instant::ZERO, &id("a", 6), &2),
             Err(PeerRefusal::Stale)
         );
-        assert_eq!(p.heard(Instant::ZERO, &id("a", 7), &2), Ok(Heard::New));
+        assert_eq!(
+            p.heard(Instant::ZERO, &id("a", 7), &2),
+            Ok(Heard::New { was_contact: false })
+        );
     }
 
     #[test]
@@ -313,11 +399,32 @@ mod tests {
             p.heard(Instant::ZERO, &id("c", 1), &3),
             Err(PeerRefusal::Full)
         );
-        p.add_contact(Instant::ZERO, 9, true);
-        p.add_contact(Instant::ZERO, 8, false);
-        p.add_contact(Instant::ZERO, 1, false);
-        assert_eq!(p.contacts().copied().collect::<Vec<_>>(), [8, 9]);
+        p.add_contact(Instant::ZERO, 9, true, None);
+        p.add_contact(Instant::ZERO, 8, false, Some(4));
+        p.add_contact(Instant::ZERO, 1, false, None);
+        let addrs = |p: &Peers<u8>| p.contacts().map(|(a, _)| *a).collect::<Vec<_>>();
+        assert_eq!(addrs(&p), [8, 9]);
+        assert_eq!(p.incarnation_at(&8), Some(4));
+        assert_eq!(p.incarnation_at(&1), Some(1), "a peer's own incarnation");
         p.expire(Instant::ZERO + GONE, DOWN, GONE);
-        assert_eq!(p.contacts().copied().collect::<Vec<_>>(), [9]);
+        assert_eq!(addrs(&p), [9]);
+    }
+
+    #[test]
+    fn strangers_are_greeted_sparingly_from_a_bounded_table() {
+        let mut p: Peers<u16> = Peers::new(3);
+        let gap = Duration::from_millis(500);
+        let t0 = Instant::ZERO;
+        assert!(p.greet_stranger(t0, &1, gap));
+        assert!(!p.greet_stranger(t0 + Duration::from_millis(100), &1, gap));
+        assert!(p.greet_stranger(t0 + gap, &1, gap));
+        // A flood of strangers evicts the oldest: a new address is always
+        // greeted at once, and never fills the peer table.
+        for a in 2..1000u16 {
+            assert!(p.greet_stranger(t0 + gap, &a, gap));
+        }
+        assert_eq!(p.strangers.len(), 3);
+        assert_eq!(p.len(), 0);
+        assert!(p.greet_stranger(t0 + gap, &5000, gap));
     }
 }

@@ -23,10 +23,25 @@ pub enum DropReason {
     BadChunk,
     /// A message from a peer we do not know (and that cannot introduce it).
     UnknownPeer,
+    /// In the clear, to a node with a keyring.
+    Unsealed,
+    /// Sealed with a key id this node does not hold (retired, not yet
+    /// added, or this node has no keyring).
+    UnknownKey,
+    /// Sealed, and the tag does not verify: forged, altered, sealed with
+    /// another key under a known id, or written for an earlier incarnation
+    /// of this node.
+    BadTag,
+    /// In the clear, written for an earlier incarnation of this node.
+    NotForUs,
+    /// Neither written for this incarnation nor from a peer known in the
+    /// incarnation it names, and not a heartbeat: a stranger is greeted
+    /// when it sends a heartbeat, and believed in nothing until it answers.
+    Unconfirmed,
 }
 
 /// Number of [`DropReason`]s.
-const REASONS: usize = 9;
+const REASONS: usize = 14;
 
 /// Counters of a node, read with [`Node::stats`](super::Node::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +96,11 @@ pub struct Stats {
     pub replies_sent: u64,
     /// Replies for calls no longer waited on (copies, or after a timeout).
     pub late_replies: u64,
+    /// Heartbeats from strangers (nodes joining, or peers that restarted)
+    /// answered with a greeting written for the incarnation they claim.
+    pub strangers_greeted: u64,
+    /// Datagrams sealed with the keyring's primary key.
+    pub datagrams_sealed: u64,
 }
 
 impl Stats {

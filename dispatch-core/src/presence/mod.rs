@@ -39,7 +39,7 @@ mod entry;
 mod error;
 mod extract;
 mod generations;
-mod hash;
+pub(crate) mod hash;
 mod index;
 mod members;
 mod read;

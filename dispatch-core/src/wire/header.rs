@@ -1,6 +1,6 @@
 //! The fixed header in front of every datagram.
 //!
-//! Seven bytes, read before anything is decoded, so that a datagram from
+//! Eight bytes, read before anything is decoded, so that a datagram from
 //! another program, from an incompatible version or from another cluster
 //! sharing the network is dropped cheaply and counted:
 //!
@@ -9,42 +9,67 @@
 //! | 0..2 | magic `b"DS"` |
 //! | 2 | wire version ([`VERSION`]) |
 //! | 3..7 | cluster identifier, little-endian `u32` |
+//! | 7 | bit 7: addressed to one incarnation of the receiver; bits 0..7: the key id that sealed the datagram, 0 when it travels in the clear |
+//!
+//! The whole header is authenticated as associated data when the datagram is
+//! sealed (see [`seal`](super::seal)).
 
 use super::WireError;
 
 /// The magic bytes every Dispatch datagram starts with.
 pub const MAGIC: [u8; 2] = *b"DS";
 /// The wire version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the header in bytes.
-pub const HEADER_LEN: usize = 7;
+pub const HEADER_LEN: usize = 8;
 
-/// Writes the header for `cluster` into the start of `buf`, which the caller
-/// guarantees holds at least [`HEADER_LEN`] bytes.
-pub(crate) fn write(buf: &mut [u8], cluster: u32) -> Result<(), WireError> {
-    let head = buf.get_mut(..HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
-    head[..2].copy_from_slice(&MAGIC);
-    head[2] = VERSION;
-    head[3..7].copy_from_slice(&cluster.to_le_bytes());
-    Ok(())
+const ADDRESSED: u8 = 0x80;
+
+/// What the header of a datagram says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The cluster it belongs to.
+    pub cluster: u32,
+    /// The key id that sealed it (1..=127); `None` in the clear.
+    pub key: Option<u8>,
+    /// It carries the incarnation of the receiver it was written for.
+    pub addressed: bool,
 }
 
-/// Checks the header of `datagram` for `cluster` and returns the body.
-pub(crate) fn read(datagram: &[u8], cluster: u32) -> Result<&[u8], WireError> {
-    if datagram.len() < HEADER_LEN {
-        return Err(WireError::Truncated);
+impl Header {
+    /// Writes the header into the start of `buf`.
+    pub(crate) fn write(&self, buf: &mut [u8]) -> Result<(), WireError> {
+        let head = buf.get_mut(..HEADER_LEN).ok_or(WireError::BufferTooSmall)?;
+        head[..2].copy_from_slice(&MAGIC);
+        head[2] = VERSION;
+        head[3..7].copy_from_slice(&self.cluster.to_le_bytes());
+        head[7] = self.key.unwrap_or(0) & !ADDRESSED | if self.addressed { ADDRESSED } else { 0 };
+        Ok(())
     }
-    if datagram[..2] != MAGIC {
-        return Err(WireError::NotDispatch);
+
+    /// Reads the header of `datagram`, refusing another program's, another
+    /// version's and another cluster's.
+    pub(crate) fn read(datagram: &[u8], cluster: u32) -> Result<Header, WireError> {
+        if datagram.len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if datagram[..2] != MAGIC {
+            return Err(WireError::NotDispatch);
+        }
+        if datagram[2] != VERSION {
+            return Err(WireError::UnsupportedVersion(datagram[2]));
+        }
+        let theirs = u32::from_le_bytes([datagram[3], datagram[4], datagram[5], datagram[6]]);
+        if theirs != cluster {
+            return Err(WireError::ForeignCluster(theirs));
+        }
+        let key = datagram[7] & !ADDRESSED;
+        Ok(Header {
+            cluster,
+            key: (key != 0).then_some(key),
+            addressed: datagram[7] & ADDRESSED != 0,
+        })
     }
-    if datagram[2] != VERSION {
-        return Err(WireError::UnsupportedVersion(datagram[2]));
-    }
-    let theirs = u32::from_le_bytes([datagram[3], datagram[4], datagram[5], datagram[6]]);
-    if theirs != cluster {
-        return Err(WireError::ForeignCluster(theirs));
-    }
-    Ok(&datagram[HEADER_LEN..])
 }
 
 #[cfg(test)]
@@ -54,19 +79,39 @@ mod tests {
     #[test]
     fn header_round_trip_and_refusals() {
         let mut buf = [0u8; 9];
-        write(&mut buf, 0xABCD_0102).unwrap();
-        buf[7] = 42;
-        assert_eq!(read(&buf[..8], 0xABCD_0102), Ok(&[42u8][..]));
-        assert_eq!(read(&buf, 7), Err(WireError::ForeignCluster(0xABCD_0102)));
-        assert_eq!(read(&buf[..6], 0xABCD_0102), Err(WireError::Truncated));
+        let head = Header {
+            cluster: 0xABCD_0102,
+            key: Some(5),
+            addressed: true,
+        };
+        head.write(&mut buf).unwrap();
+        assert_eq!(Header::read(&buf, 0xABCD_0102), Ok(head));
+        assert_eq!(
+            Header::read(&buf, 7),
+            Err(WireError::ForeignCluster(0xABCD_0102))
+        );
+        assert_eq!(
+            Header::read(&buf[..7], 0xABCD_0102),
+            Err(WireError::Truncated)
+        );
         let mut other = buf;
         other[2] = 9;
         assert_eq!(
-            read(&other, 0xABCD_0102),
+            Header::read(&other, 0xABCD_0102),
             Err(WireError::UnsupportedVersion(9))
         );
         other[0] = b'X';
-        assert_eq!(read(&other, 0xABCD_0102), Err(WireError::NotDispatch));
-        assert_eq!(write(&mut [0u8; 3], 1), Err(WireError::BufferTooSmall));
+        assert_eq!(
+            Header::read(&other, 0xABCD_0102),
+            Err(WireError::NotDispatch)
+        );
+        assert_eq!(head.write(&mut [0u8; 3]), Err(WireError::BufferTooSmall));
+        let clear = Header {
+            cluster: 1,
+            key: None,
+            addressed: false,
+        };
+        clear.write(&mut buf).unwrap();
+        assert_eq!(Header::read(&buf, 1), Ok(clear));
     }
 }

@@ -8,6 +8,7 @@
 //! chunk payloads.
 
 pub mod header;
+pub mod seal;
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::presence::{Delta, Extract, ReplicaId};
 
-pub use header::{HEADER_LEN, MAGIC, VERSION};
+pub use header::{Header, HEADER_LEN, MAGIC, VERSION};
+pub use seal::{open, Framing, Opened, SEAL_OVERHEAD};
 
 /// Why a datagram could not be decoded or a message not encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,18 @@ pub enum WireError {
     Malformed,
     /// The message does not fit in the buffer (or the MTU) it was meant for.
     BufferTooSmall,
+    /// In the clear, to a node that holds a keyring.
+    Unsealed,
+    /// Sealed with a key id the receiver does not hold (retired, not yet
+    /// added, or the receiver has no keyring).
+    UnknownKey(u8),
+    /// Sealed, but the tag does not verify: forged, altered in transit,
+    /// sealed with another key under the same id, or written for another
+    /// incarnation of the receiver.
+    BadTag,
+    /// In the clear, written for another incarnation of the receiver (the
+    /// one given): sent before it restarted.
+    NotForUs(u64),
 }
 
 impl fmt::Display for WireError {
@@ -50,6 +64,17 @@ impl fmt::Display for WireError {
             WireError::ForeignCluster(c) => write!(f, "datagram belongs to cluster {c:#010x}"),
             WireError::Malformed => f.write_str("message body does not decode"),
             WireError::BufferTooSmall => f.write_str("message does not fit in the buffer"),
+            WireError::Unsealed => {
+                f.write_str("datagram in the clear, and this node accepts sealed ones only")
+            }
+            WireError::UnknownKey(id) => write!(
+                f,
+                "datagram sealed with key {id}, which this node does not hold"
+            ),
+            WireError::BadTag => f.write_str("sealed datagram does not authenticate"),
+            WireError::NotForUs(to) => {
+                write!(f, "datagram was written for incarnation {to} of this node")
+            }
         }
     }
 }
@@ -284,24 +309,64 @@ pub enum TransferBody<'a> {
     },
 }
 
-/// Encodes `msg` for `cluster` into `buf`, returning the length written.
+/// Encodes `msg` for `cluster` into `buf` in the clear and addressed to
+/// no one, returning the length written.
 pub fn encode<A: Serialize>(
     msg: &Message<'_, A>,
     cluster: u32,
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
-    header::write(buf, cluster)?;
-    let body =
-        postcard::to_slice(msg, &mut buf[HEADER_LEN..]).map_err(|_| WireError::BufferTooSmall)?;
-    Ok(HEADER_LEN + body.len())
+    encode_framed(
+        msg,
+        &Framing {
+            cluster,
+            to: None,
+            seal: None,
+        },
+        buf,
+    )
 }
 
-/// Decodes a datagram for `cluster`. Chunk payloads borrow from `datagram`.
+/// Encodes `msg` into `buf` and frames it as `framing` says (sealing it in
+/// place when it names a key), returning the datagram's length.
+pub fn encode_framed<A: Serialize>(
+    msg: &Message<'_, A>,
+    framing: &Framing<'_>,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let start = framing.body_start();
+    let room = buf
+        .len()
+        .checked_sub(framing.overhead())
+        .ok_or(WireError::BufferTooSmall)?;
+    let body = encode_body(msg, &mut buf[start..start + room])?;
+    framing.close(buf, body)
+}
+
+/// Encodes the body of `msg` (no header) into `buf`, returning its length.
+pub fn encode_body<A: Serialize>(msg: &Message<'_, A>, buf: &mut [u8]) -> Result<usize, WireError> {
+    postcard::to_slice(msg, buf)
+        .map(|b| b.len())
+        .map_err(|_| WireError::BufferTooSmall)
+}
+
+/// Decodes a datagram for `cluster` in the clear (addressed or not). Chunk
+/// payloads borrow from `datagram`. Sealed datagrams are opened with
+/// [`open`] first, then their body decoded with [`decode_body`].
 pub fn decode<'a, A: Deserialize<'a>>(
     datagram: &'a [u8],
     cluster: u32,
 ) -> Result<Message<'a, A>, WireError> {
-    let body = header::read(datagram, cluster)?;
+    let header = Header::read(datagram, cluster)?;
+    if let Some(id) = header.key {
+        return Err(WireError::UnknownKey(id));
+    }
+    let start = HEADER_LEN + if header.addressed { seal::TO_LEN } else { 0 };
+    decode_body(datagram.get(start..).ok_or(WireError::Truncated)?)
+}
+
+/// Decodes the body of a datagram (what follows its frame).
+pub fn decode_body<'a, A: Deserialize<'a>>(body: &'a [u8]) -> Result<Message<'a, A>, WireError> {
     let (msg, rest) = postcard::take_from_bytes(body).map_err(|_| WireError::Malformed)?;
     if !rest.is_empty() {
         return Err(WireError::Malformed);
