@@ -1,14 +1,17 @@
 //! A node fed arbitrary datagrams from a few addresses, timer calls and local
 //! commands, calls and replies: it never panics, never writes a datagram
 //! over its MTU, and its peer table, presence set and call tables stay within
-//! the configured bounds.
+//! the configured bounds. Half the runs give the node a keyring and seal the
+//! well-formed messages with its key: forged, flipped and replayed sealed
+//! datagrams come from the raw inputs.
 #![no_main]
 
 use arbitrary::Arbitrary;
+use dispatch_core::keyring::{Key, Keyring};
 use dispatch_core::node::{Config, Event, Node, RequestId};
 use dispatch_core::presence::ReplicaId;
 use dispatch_core::time::Instant;
-use dispatch_core::wire::{self, CallRequest, Heartbeat, Message, Outcome};
+use dispatch_core::wire::{self, CallRequest, Framing, Heartbeat, Message, Outcome};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -79,8 +82,36 @@ enum Input {
     },
 }
 
-fuzz_target!(|inputs: Vec<Input>| {
+/// A run: the node holds a keyring (and the well-formed messages are sealed
+/// with its key) or speaks in the clear.
+#[derive(Debug, Arbitrary)]
+struct Run {
+    keyed: bool,
+    inputs: Vec<Input>,
+}
+
+fuzz_target!(|run: Run| {
+    let Run { keyed, inputs } = run;
+    let key = Key::new(1, [7; 32]).expect("a valid key id");
     let mut config = Config::small();
+    if keyed {
+        config.keyring = Some(Keyring::new(key.clone()));
+    }
+    // Well-formed messages are written for the node's incarnation, sealed
+    // when it is keyed, so that they reach the handlers past the stranger
+    // check.
+    let cluster_id = config.cluster_id;
+    let mut nonce = 0u128;
+    let mut frame = |msg: &Message<'_, u8>, buf: &mut [u8]| -> Option<Vec<u8>> {
+        nonce += 1;
+        let framing = Framing {
+            cluster: cluster_id,
+            to: Some(1),
+            seal: keyed.then_some((&key, nonce)),
+        };
+        let len = wire::encode_framed(msg, &framing, buf).ok()?;
+        Some(buf[..len].to_vec())
+    };
     config.max_peers = 4;
     config.presence.max_replicas = 5;
     let mtu = config.mtu;
@@ -113,8 +144,7 @@ fuzz_target!(|inputs: Vec<Input>| {
                     want_peers,
                     peers: Vec::new(),
                 });
-                if let Ok(len) = wire::encode(&msg, cluster, &mut buf) {
-                    let bytes = buf[..len].to_vec();
+                if let Some(bytes) = frame(&msg, &mut buf) {
                     let _ = node.handle_datagram(now, from, &bytes);
                 }
             }
@@ -163,8 +193,7 @@ fuzz_target!(|inputs: Vec<Input>| {
                         payload: &payload,
                     },
                 };
-                if let Ok(len) = wire::encode(&msg, cluster, &mut buf) {
-                    let bytes = buf[..len].to_vec();
+                if let Some(bytes) = frame(&msg, &mut buf) {
                     let _ = node.handle_datagram(now, from, &bytes);
                 }
             }
@@ -181,8 +210,7 @@ fuzz_target!(|inputs: Vec<Input>| {
                     call: u64::from(call),
                     outcome: Outcome::Replied(&payload),
                 };
-                if let Ok(len) = wire::encode(&msg, cluster, &mut buf) {
-                    let bytes = buf[..len].to_vec();
+                if let Some(bytes) = frame(&msg, &mut buf) {
                     let _ = node.handle_datagram(now, from, &bytes);
                 }
             }
