@@ -15,14 +15,23 @@
 //! | `down_after` | `DISPATCH_DOWN_AFTER` | [`Builder::down_after`] | `10s` |
 //! | `permanent_down_after` | `DISPATCH_PERMANENT_DOWN_AFTER` | [`Builder::permanent_down_after`] | `10m` |
 //! | `request_timeout` | `DISPATCH_REQUEST_TIMEOUT` | [`Builder::request_timeout`] | `5s` |
+//! | `key_file` | `DISPATCH_KEY_FILE` | [`Builder::key_file`] | none |
+//! | `insecure` | `DISPATCH_INSECURE` (`true`/`false`) | [`Builder::insecure`] | `false` |
+//!
+//! With a key file (see [`key_file`](crate::key_file)) every datagram is
+//! sealed with the cluster key, and datagrams without it are refused. A
+//! node bound beyond loopback refuses to start without one, unless told
+//! [`insecure`](Builder::insecure) (for a network where every host is
+//! trusted).
 //!
 //! Durations are written with a unit: `250ms`, `2s`, `10m`, `1h`.
 //! `dispatch-std/node.example.toml` sets every key.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dispatch_core::keyring::Keyring;
 use dispatch_core::node::{self, Node};
 use dispatch_core::presence::ReplicaId;
 use serde::Deserialize;
@@ -55,6 +64,9 @@ pub struct Builder {
     incarnation: Option<u64>,
     config: node::Config,
     subscription_capacity: usize,
+    /// The key file to read at start, and where its path came from.
+    key_file: Option<(PathBuf, String)>,
+    insecure: bool,
 }
 
 impl Default for Builder {
@@ -75,6 +87,8 @@ struct Settings {
     down_after: Option<String>,
     permanent_down_after: Option<String>,
     request_timeout: Option<String>,
+    key_file: Option<PathBuf>,
+    insecure: Option<bool>,
 }
 
 impl Builder {
@@ -88,6 +102,8 @@ impl Builder {
             incarnation: None,
             config: node::Config::default(),
             subscription_capacity: 1024,
+            key_file: None,
+            insecure: false,
         }
     }
 
@@ -130,6 +146,12 @@ impl Builder {
         }
         if let Some(v) = s.cluster_id {
             self.config.cluster_id = v;
+        }
+        if let Some(v) = s.key_file {
+            self.key_file = Some((v, format!("{source_name}: key_file")));
+        }
+        if let Some(v) = s.insecure {
+            self.insecure = v;
         }
         for (key, value) in [
             ("heartbeat_period", s.heartbeat_period),
@@ -182,6 +204,18 @@ impl Builder {
                             u32::MAX
                         ))
                     })?;
+                }
+                "KEY_FILE" => self.key_file = Some((PathBuf::from(value), var.clone())),
+                "INSECURE" => {
+                    self.insecure = match value.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" | "" => false,
+                        _ => {
+                            return Err(bad(format!(
+                                "`{value}` is not a yes or no: write true or false"
+                            )))
+                        }
+                    };
                 }
                 "HEARTBEAT_PERIOD" | "DOWN_AFTER" | "PERMANENT_DOWN_AFTER" | "REQUEST_TIMEOUT" => {
                     let d = parse_duration(&value).map_err(bad)?;
@@ -257,6 +291,36 @@ impl Builder {
         self
     }
 
+    /// Seals every datagram with `keyring`'s primary key and accepts only
+    /// datagrams sealed with one of its keys (see
+    /// [`key_file`](crate::key_file) for rotating keys). Replaces a key
+    /// file given before.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.config.keyring = Some(keyring);
+        self.key_file = None;
+        self
+    }
+
+    /// The keyring from a key file, read at start (`dispatch keygen` makes
+    /// one; the format is in [`key_file`](crate::key_file)).
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some((path.into(), "key file".into()));
+        self
+    }
+
+    /// Lets a node bound beyond loopback start without a key: its traffic
+    /// travels in the clear and anyone who reaches it can join. Only for a
+    /// network where every host is trusted.
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// The key file given, if any, to read again when keys rotate.
+    pub fn key_file_path(&self) -> Option<&Path> {
+        self.key_file.as_ref().map(|(p, _)| p.as_path())
+    }
+
     /// How many events each subscription buffers before it lags.
     pub fn subscription_capacity(mut self, n: usize) -> Self {
         self.subscription_capacity = n.max(1);
@@ -271,9 +335,22 @@ impl Builder {
 
     /// Binds the UDP socket, joins the cluster through the seeds and starts
     /// the driver on the current tokio runtime.
-    pub async fn start(self) -> Result<Registry<Udp>, StartError> {
+    pub async fn start(mut self) -> Result<Registry<Udp>, StartError> {
         self.check()?;
+        self.load_key_file()?;
         let bind = resolve(&self.bind).await?;
+        if !bind.ip().is_loopback() && self.config.keyring.is_none() && !self.insecure {
+            return Err(StartError::Setting {
+                source_name: format!("bind address {bind}"),
+                message: "it is reachable beyond this host, and the node has no cluster key: \
+                          anyone who reaches it could join the cluster, forge its services \
+                          and read its calls. Make a key with `dispatch keygen --out cluster.key`, \
+                          copy it to every node and give it with --key-file (DISPATCH_KEY_FILE, \
+                          key_file in TOML); or, on a network where every host is trusted, \
+                          pass --insecure"
+                    .into(),
+            });
+        }
         let mut seeds = Vec::with_capacity(self.seeds.len());
         for seed in &self.seeds {
             seeds.push(resolve(seed).await?);
@@ -285,10 +362,11 @@ impl Builder {
     /// Starts the driver over another transport, joining through `seeds`.
     /// Must be called within a tokio runtime.
     pub fn start_with<T: Transport>(
-        self,
+        mut self,
         transport: T,
         seeds: Vec<T::Addr>,
     ) -> Result<Registry<T>, StartError> {
+        self.load_key_file()?;
         let mut config = self.config.clone();
         transport.configure(&mut config);
         config.seed = entropy();
@@ -313,7 +391,8 @@ impl Builder {
             self.subscription_capacity,
         );
         let driver = tokio::spawn(driver::run(std::sync::Arc::clone(&core), stopped));
-        tracing::info!(node = %name, incarnation, addr = ?local_addr, seeds = seeds.len(), "node started");
+        let key = config.keyring.as_ref().map(|k| k.primary().id());
+        tracing::info!(node = %name, incarnation, addr = ?local_addr, seeds = seeds.len(), sealed_with_key = ?key, "node started");
         Ok(Registry::new(core, driver, local_addr))
     }
 
@@ -328,6 +407,18 @@ impl Builder {
                     message: format!("`{name}` must be 1 to {max} bytes long"),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Reads the key file given, if any, into the node's keyring.
+    fn load_key_file(&mut self) -> Result<(), StartError> {
+        if let Some((path, source)) = self.key_file.take() {
+            let ring = crate::key_file::read(&path).map_err(|message| StartError::Setting {
+                source_name: format!("{source} {}", path.display()),
+                message,
+            })?;
+            self.config.keyring = Some(ring);
         }
         Ok(())
     }

@@ -22,6 +22,8 @@
 //! - [`handler`]: what answers an instance's requests.
 //! - [`Transport`]: the driver is generic over it; [`Udp`] is the one for
 //!   servers, and another crate can bring its own (libp2p).
+//! - [`key_file`]: the cluster keyring on disk; with one, every datagram is
+//!   sealed and outsiders can neither join, forge, replay nor read.
 //! - [`control`]: the small TCP endpoint the `dispatch` program's query
 //!   commands use.
 //!
@@ -81,6 +83,7 @@ pub mod control;
 mod driver;
 mod error;
 pub mod handler;
+pub mod key_file;
 mod registry;
 mod subscription;
 mod time;

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use dispatch_core::keyring::Keyring;
 use dispatch_core::node::{Peer, Service};
 use dispatch_core::presence::{Ref, ReplicaId};
 use dispatch_core::ring::Routing;
@@ -142,6 +143,15 @@ impl<T: Transport> Registry<T> {
     pub async fn disable_service(&self, ty: &str, id: &str) -> Result<(), Error> {
         self.command(|s, now| Ok(s.node.disable_service(now, ty, id)?))
             .await
+    }
+
+    /// Replaces the cluster keyring of the running node (`None`: speak in
+    /// the clear), for key rotation: each step (add the new key, promote
+    /// it, remove the old one) is done on every node before the next, as
+    /// [`key_file`](crate::key_file) describes. Takes effect with the next
+    /// datagram sent or received.
+    pub fn set_keyring(&self, keyring: Option<Keyring>) {
+        self.inner.core.lock().node.set_keyring(keyring);
     }
 
     /// Leaves the cluster: peers drop this node's services at once (no

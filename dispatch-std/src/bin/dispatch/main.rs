@@ -6,17 +6,18 @@
 //! - `dispatch services TYPE`, `dispatch find TYPE KEY`, `dispatch call`,
 //!   `dispatch peers`, `dispatch stats`, `dispatch leave`: ask a running node
 //!   through its control endpoint.
+//! - `dispatch keygen`: write a new cluster key file, or add a key to one.
 
 mod demo;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use dispatch_std::control::{self, Command};
-use dispatch_std::{Builder, Request};
+use dispatch_std::{key_file, Builder, Registry, Request};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -97,6 +98,32 @@ enum Cmd {
         #[command(flatten)]
         control: Control,
     },
+    /// Write a new cluster key file (readable by its owner only), or add a
+    /// key to one for rotation. Copy the file to every node and give it
+    /// with `dispatch node --key-file`.
+    Keygen(KeygenArgs),
+}
+
+/// What `dispatch keygen` writes.
+#[derive(Debug, clap::Args)]
+struct KeygenArgs {
+    /// Write a new key file here, with one key as primary. An existing
+    /// file is never replaced.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "add",
+        required_unless_present = "add"
+    )]
+    out: Option<PathBuf>,
+    /// Add a new key to this key file, accepted but not yet primary (the
+    /// first step of a rotation; then set `primary` to its id).
+    #[arg(long, value_name = "FILE")]
+    add: Option<PathBuf>,
+    /// The new key's id, 1 to 127 (default: 1 for a new file, the lowest
+    /// free id when adding).
+    #[arg(long)]
+    id: Option<u8>,
 }
 
 /// Settings of `dispatch node`, applied in this order: the config file,
@@ -127,6 +154,16 @@ struct NodeArgs {
     /// How long calls wait for a reply, e.g. 5s.
     #[arg(long)]
     request_timeout: Option<String>,
+    /// The cluster key file (`dispatch keygen`): every datagram is sealed
+    /// and only the cluster's are accepted. Read again on SIGHUP, to
+    /// rotate keys with the node running.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Start without a key although the node is reachable beyond this
+    /// host: traffic travels in the clear and anyone who reaches the node
+    /// can join. Only on a network where every host is trusted.
+    #[arg(long)]
+    insecure: bool,
     /// TCP address of the control endpoint (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:7401")]
     control: SocketAddr,
@@ -201,6 +238,7 @@ fn main() -> ExitCode {
             Cmd::Peers { control } => query(control, Command::Peers).await,
             Cmd::Stats { control } => query(control, Command::Stats).await,
             Cmd::Leave { control } => query(control, Command::Leave).await,
+            Cmd::Keygen(args) => keygen(args),
         }
     });
     match result {
@@ -232,6 +270,12 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     if let Some(id) = args.cluster_id {
         builder = builder.cluster_id(id);
     }
+    if let Some(path) = args.key_file {
+        builder = builder.key_file(path);
+    }
+    if args.insecure {
+        builder = builder.insecure(true);
+    }
     // The same parser as the file and the environment, so that a bad value
     // is refused with the same message.
     let mut flags = Vec::new();
@@ -257,6 +301,7 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
         .await
         .map_err(|e| format!("control endpoint {}: {e}", args.control))?;
     let control_addr = control.local_addr()?;
+    let key_path = builder.key_file_path().map(Path::to_path_buf);
     let registry = builder.start().await?;
     let name = registry.id().name.to_string();
     for (ty, id) in services {
@@ -269,7 +314,7 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
         "node {name} udp {} control {control_addr}",
         registry.local_addr()
     ));
-    wait_for_stop(&left).await;
+    wait_for_stop(&left, || reload_keys(&registry, key_path.as_deref())).await;
     registry.shutdown().await;
     say(&format!("node {name} left the cluster"));
     Ok(())
@@ -297,8 +342,73 @@ fn echo(
     }
 }
 
-/// Until SIGINT, SIGTERM or a `leave` request.
-async fn wait_for_stop(left: &Notify) {
+/// `dispatch keygen`: a new key file, or a key added to one.
+fn keygen(args: KeygenArgs) -> Result<(), AnyError> {
+    if let Some(path) = args.out {
+        let ring = key_file::create(&path, args.id.unwrap_or(1))
+            .map_err(|e| format!("--out {}: {e}", path.display()))?;
+        say(&format!(
+            "wrote {} with key {} as primary; copy it to every node and start them with --key-file {}",
+            path.display(),
+            ring.primary().id(),
+            path.display()
+        ));
+    } else if let Some(path) = args.add {
+        let id =
+            key_file::add(&path, args.id).map_err(|e| format!("--add {}: {e}", path.display()))?;
+        say(&format!(
+            "added key {id} to {} (accepted, not yet primary); copy the file to every node and send them SIGHUP, then set `primary = {id}` everywhere, then remove the old key",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the key file again (on SIGHUP) and gives the node its keys; a
+/// file that does not read leaves the keys as they were.
+fn reload_keys(registry: &Registry, path: Option<&Path>) {
+    let Some(path) = path else {
+        tracing::warn!(
+            "SIGHUP: this node has no key file to read again (start it with --key-file)"
+        );
+        return;
+    };
+    match key_file::read(path) {
+        Ok(ring) => {
+            tracing::info!(
+                file = %path.display(),
+                primary = ring.primary().id(),
+                accepted = 1 + ring.secondary().len(),
+                "key file read again"
+            );
+            registry.set_keyring(Some(ring));
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), "key file not read again, keys unchanged: {e}")
+        }
+    }
+}
+
+/// Until SIGINT, SIGTERM or a `leave` request; `on_hangup` runs on each
+/// SIGHUP.
+async fn wait_for_stop(left: &Notify, on_hangup: impl Fn()) {
+    #[cfg(unix)]
+    let hangups = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut s) => {
+                while s.recv().await.is_some() {
+                    on_hangup();
+                }
+                std::future::pending::<()>().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let hangups = {
+        let _ = on_hangup;
+        std::future::pending::<()>()
+    };
     #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -314,6 +424,7 @@ async fn wait_for_stop(left: &Notify) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
         _ = left.notified() => {}
+        _ = hangups => {}
     }
 }
 
