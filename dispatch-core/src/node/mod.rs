@@ -366,11 +366,7 @@ where
             return self.on_stranger(now, &from, &msg);
         }
         if let Some(nonce) = opened.nonce {
-            let fresh = match self.peers.get_mut(&sender.name) {
-                Some(p) if known => p.window.accept(nonce),
-                _ => true,
-            };
-            if !fresh {
+            if !self.peers.accept_nonce(&sender, nonce) {
                 return Err(self.dropped(DropReason::Replayed));
             }
         }
@@ -386,7 +382,8 @@ where
         }
         self.on_heard(now, &sender, &from)?;
         if let (Some(nonce), false) = (opened.nonce, known) {
-            // The first datagram of this incarnation starts its window.
+            // The first datagram of this incarnation starts its window (a
+            // window kept while the peer was forgotten holds it already).
             if let Some(p) = self.peers.get_mut(&sender.name) {
                 p.window.accept(nonce);
             }

@@ -95,6 +95,11 @@ pub(crate) struct Peers<A> {
     /// Incarnations that left gracefully: their late or replayed messages
     /// must not bring their entries back. Bounded by `max_peers`.
     departed: BTreeMap<Box<str>, u64>,
+    /// The replay windows of peers forgotten after `permanent_down_after`,
+    /// by name with their incarnation: a peer that comes back in the same
+    /// incarnation gets its window back, so that what was captured before
+    /// it was forgotten cannot bring it back. Bounded by `max_peers`.
+    forgotten: BTreeMap<Box<str>, (u64, ReplayWindow)>,
     /// Addresses of strangers we greeted, with when: at most `max_peers`,
     /// the oldest evicted first. Never peers until they answer.
     strangers: BTreeMap<A, Instant>,
@@ -115,6 +120,7 @@ impl<A: Clone + Ord> Peers<A> {
             peers: BTreeMap::new(),
             contacts: BTreeMap::new(),
             departed: BTreeMap::new(),
+            forgotten: BTreeMap::new(),
             strangers: BTreeMap::new(),
             max_peers,
         }
@@ -159,6 +165,10 @@ impl<A: Clone + Ord> Peers<A> {
         if self.peers.len() >= self.max_peers {
             return Err(PeerRefusal::Full);
         }
+        let window = match self.forgotten.remove(&*id.name) {
+            Some((inc, window)) if inc == id.incarnation => window,
+            _ => ReplayWindow::default(),
+        };
         self.peers.insert(
             id.name.clone(),
             Peer {
@@ -169,7 +179,7 @@ impl<A: Clone + Ord> Peers<A> {
                 last_seq: 0,
                 clock: 0,
                 ask_at: None,
-                window: ReplayWindow::default(),
+                window,
             },
         );
         Ok(Heard::New { was_contact })
@@ -254,6 +264,22 @@ impl<A: Clone + Ord> Peers<A> {
         self.peers.get(name)
     }
 
+    /// Whether a sealed datagram of `id` with `nonce` is new: checked
+    /// against the replay window of that incarnation, whether it is a peer
+    /// or was forgotten; the first nonce of an incarnation never seen is
+    /// new (its window starts when it becomes a peer).
+    pub(crate) fn accept_nonce(&mut self, id: &ReplicaId, nonce: u128) -> bool {
+        if let Some(p) = self.peers.get_mut(&*id.name) {
+            if p.id.incarnation == id.incarnation {
+                return p.window.accept(nonce);
+            }
+        }
+        match self.forgotten.get_mut(&*id.name) {
+            Some((inc, window)) if *inc == id.incarnation => window.accept(nonce),
+            _ => true,
+        }
+    }
+
     pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Peer<A>> {
         self.peers.get_mut(name)
     }
@@ -304,7 +330,14 @@ impl<A: Clone + Ord> Peers<A> {
             }
         }
         for id in &gone {
-            self.peers.remove(&*id.name);
+            if let Some(peer) = self.peers.remove(&*id.name) {
+                if self.forgotten.len() >= self.max_peers && !self.forgotten.contains_key(&*id.name)
+                {
+                    self.forgotten.pop_first();
+                }
+                self.forgotten
+                    .insert(id.name.clone(), (id.incarnation, peer.window));
+            }
         }
         self.contacts
             .retain(|_, c| c.seed || now.saturating_duration_since(c.added) < permanent_after);
@@ -408,6 +441,28 @@ mod tests {
         assert_eq!(p.incarnation_at(&1), Some(1), "a peer's own incarnation");
         p.expire(Instant::ZERO + GONE, DOWN, GONE);
         assert_eq!(addrs(&p), [9]);
+    }
+
+    #[test]
+    fn a_forgotten_peer_keeps_its_replay_window_for_its_incarnation() {
+        let mut p: Peers<u8> = Peers::new(4);
+        let t0 = Instant::ZERO;
+        p.heard(t0, &id("a", 1), &1).unwrap();
+        assert!(p.accept_nonce(&id("a", 1), 5));
+        assert!(!p.accept_nonce(&id("a", 1), 5), "a replay");
+        let (_, gone) = p.expire(t0 + GONE, DOWN, GONE);
+        assert_eq!(gone.len(), 1);
+        // Forgotten: what was captured from it is still a replay, while its
+        // new datagrams are not, and it comes back with its window.
+        assert!(!p.accept_nonce(&id("a", 1), 5));
+        assert!(p.accept_nonce(&id("a", 1), 6));
+        assert_eq!(
+            p.heard(t0 + GONE, &id("a", 1), &1),
+            Ok(Heard::New { was_contact: false })
+        );
+        assert!(!p.accept_nonce(&id("a", 1), 6));
+        // A new incarnation starts afresh.
+        assert!(p.accept_nonce(&id("a", 2), 5));
     }
 
     #[test]
