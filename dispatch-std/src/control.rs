@@ -163,6 +163,14 @@ async fn answer<T: Transport>(registry: &Registry<T>, cmd: Command) -> Result<Va
                 "datagrams_in": s.node.datagrams_in,
                 "datagrams_out": s.node.datagrams_out,
                 "dropped": s.node.dropped_total(),
+                "dropped_by_reason": s
+                    .node
+                    .drops()
+                    .filter(|&(_, n)| n > 0)
+                    .map(|(r, n)| (format!("{r:?}"), Value::from(n)))
+                    .collect::<serde_json::Map<String, Value>>(),
+                "strangers_greeted": s.node.strangers_greeted,
+                "datagrams_sealed": s.node.datagrams_sealed,
                 "calls_started": s.node.calls_started,
                 "requests_handled": s.node.requests_handled,
                 "send_errors": s.io.send_errors,

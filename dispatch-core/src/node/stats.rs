@@ -43,6 +43,26 @@ pub enum DropReason {
 /// Number of [`DropReason`]s.
 const REASONS: usize = 14;
 
+impl DropReason {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [DropReason; REASONS] = [
+        DropReason::Malformed,
+        DropReason::Version,
+        DropReason::ForeignCluster,
+        DropReason::StaleIncarnation,
+        DropReason::Replayed,
+        DropReason::TooManyPeers,
+        DropReason::Refused,
+        DropReason::BadChunk,
+        DropReason::UnknownPeer,
+        DropReason::Unsealed,
+        DropReason::UnknownKey,
+        DropReason::BadTag,
+        DropReason::NotForUs,
+        DropReason::Unconfirmed,
+    ];
+}
+
 /// Counters of a node, read with [`Node::stats`](super::Node::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -109,6 +129,11 @@ impl Stats {
         self.drops[reason as usize]
     }
 
+    /// Each reason with the datagrams dropped for it.
+    pub fn drops(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.dropped(r)))
+    }
+
     /// Datagrams dropped for any reason.
     pub fn dropped_total(&self) -> u64 {
         self.drops.iter().sum()
@@ -116,5 +141,23 @@ impl Stats {
 
     pub(crate) fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_counter() {
+        let mut s = Stats::default();
+        for (k, &r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r as usize, k, "{r:?} is listed in counter order");
+            for _ in 0..=k {
+                s.drop(r);
+            }
+        }
+        let counts: alloc::vec::Vec<u64> = s.drops().map(|(_, n)| n).collect();
+        assert_eq!(counts, (1..=REASONS as u64).collect::<alloc::vec::Vec<_>>());
     }
 }
