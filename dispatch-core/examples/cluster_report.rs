@@ -13,10 +13,18 @@
 //! For a pair of nodes: calls completed per CPU second (both nodes and the
 //! simulator on one thread, 256 calls in flight, 32-byte requests and
 //! replies), and the bytes on the wire per call beyond those payloads.
+//!
+//! In the same run, with every datagram sealed with a cluster key: the
+//! calls per CPU second and their ratio to the clear ones (goal: at least
+//! 0.8), the bytes sealing adds per datagram, and visibility and false
+//! downs at 16 nodes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dispatch_core::keyring::{Key, Keyring};
 use dispatch_core::node::{Config, Event, Node};
 use dispatch_core::presence::ReplicaId;
 use dispatch_core::sim::{LinkConfig, Sim, SimAddr, SimConfig};
@@ -43,9 +51,16 @@ impl Report {
     }
 }
 
+/// Whether the clusters built next hold a keyring (every datagram sealed).
+static KEYED: AtomicBool = AtomicBool::new(false);
+
 fn node_config() -> Config {
     let mut c = Config::default();
     c.presence.max_entries_per_replica = 20_000;
+    if KEYED.load(Ordering::Relaxed) {
+        let key = Key::new(1, [0x5A; 32]).expect("a valid key id");
+        c.keyring = Some(Keyring::new(key));
+    }
     c
 }
 
@@ -242,9 +257,9 @@ fn cpu_time(wall: std::time::Instant) -> Duration {
 }
 
 /// Two nodes, node 1 serving `uploader`; node 0 keeps 256 calls in flight
-/// until `total` have completed. Returns calls per CPU second and wire bytes
-/// per call beyond the request and reply payloads.
-fn calls(total: u64, seed: u64) -> (f64, f64) {
+/// until `total` have completed. Returns calls per CPU second, wire bytes
+/// per call beyond the request and reply payloads, and bytes per datagram.
+fn calls(total: u64, seed: u64) -> (f64, f64, f64) {
     const PAYLOAD: usize = 32;
     const WINDOW: u64 = 256;
     let mut sim = cluster(2, seed, 0.0);
@@ -257,6 +272,15 @@ fn calls(total: u64, seed: u64) -> (f64, f64) {
     }
     let payload = [7u8; PAYLOAD];
     let bytes_before: u64 = (0..2).map(|i| sim.stats(i).sent_bytes).sum();
+    let out = |sim: &Cluster| -> (u64, u64) {
+        (0..2)
+            .map(|i| {
+                let s = sim.node(i).expect("up").stats();
+                (s.bytes_out, s.datagrams_out)
+            })
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    };
+    let out_before = out(&sim);
     let wall = std::time::Instant::now();
     let cpu_before = cpu_time(wall);
     let (mut started, mut done) = (0u64, 0u64);
@@ -288,7 +312,10 @@ fn calls(total: u64, seed: u64) -> (f64, f64) {
     let cpu = cpu_time(wall).saturating_sub(cpu_before).as_secs_f64();
     let bytes: u64 = (0..2).map(|i| sim.stats(i).sent_bytes).sum::<u64>() - bytes_before;
     let overhead = (bytes as f64 - (total * 2 * PAYLOAD as u64) as f64) / total as f64;
-    (total as f64 / cpu, overhead)
+    let out_after = out(&sim);
+    let per_datagram =
+        (out_after.0 - out_before.0) as f64 / (out_after.1 - out_before.1).max(1) as f64;
+    (total as f64 / cpu, overhead, per_datagram)
 }
 
 fn main() {
@@ -304,9 +331,56 @@ fn main() {
         println!("cluster_report: simulated, 1 ms +/- 0.5 ms one-way, {trials} visibility trials");
     }
     let mut goals = Vec::new();
-    let (per_sec, overhead) = calls(if quick { 20_000 } else { 200_000 }, 23);
+    let total_calls = if quick { 20_000 } else { 200_000 };
+    let (per_sec, overhead, per_datagram) = calls(total_calls, 23);
     report.line(2, 0.0, "calls_per_cpu_sec", per_sec, "calls/s");
     report.line(2, 0.0, "wire_overhead_bytes_per_call", overhead, "B");
+    report.line(2, 0.0, "bytes_per_datagram", per_datagram, "B");
+    // The same with every datagram sealed, in the same run.
+    KEYED.store(true, Ordering::Relaxed);
+    let (keyed_per_sec, keyed_overhead, keyed_per_datagram) = calls(total_calls, 23);
+    report.line(2, 0.0, "keyed_calls_per_cpu_sec", keyed_per_sec, "calls/s");
+    report.line(
+        2,
+        0.0,
+        "keyed_wire_overhead_bytes_per_call",
+        keyed_overhead,
+        "B",
+    );
+    report.line(2, 0.0, "keyed_bytes_per_datagram", keyed_per_datagram, "B");
+    let ratio = keyed_per_sec / per_sec;
+    report.line(2, 0.0, "keyed_over_clear_calls_ratio", ratio, "x");
+    report.line(
+        2,
+        0.0,
+        "keyed_bytes_added_per_datagram",
+        keyed_per_datagram - per_datagram,
+        "B",
+    );
+    goals.push((
+        "calls per CPU second with a key >= 0.8 of without",
+        ratio >= 0.8,
+        format!("{ratio:.2}x"),
+    ));
+    for loss in [0.0, 0.2] {
+        let (times, false_downs) = visibility(16, loss, trials, 7 + 16);
+        report.line(
+            16,
+            loss,
+            "keyed_visibility_p50_ms",
+            percentile(&times, 0.5),
+            "ms",
+        );
+        report.line(
+            16,
+            loss,
+            "keyed_visibility_p99_ms",
+            percentile(&times, 0.99),
+            "ms",
+        );
+        report.line(16, loss, "keyed_false_downs", false_downs as f64, "");
+    }
+    KEYED.store(false, Ordering::Relaxed);
     for &n in sizes {
         for loss in [0.0, 0.2] {
             let (times, false_downs) = visibility(n, loss, trials, 7 + n as u64);

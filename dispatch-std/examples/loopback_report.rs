@@ -2,7 +2,11 @@
 //! the time for a new service to be visible on every node, and call round
 //! trips for a small request beside a plain tokio UDP echo between two
 //! sockets measured in the same run (their ratio is what Dispatch adds to
-//! the network).
+//! the network). Each size is measured in the clear and with every datagram
+//! sealed with a cluster key, on the same cluster in alternating rounds
+//! (the nodes switch keyrings between rounds, as in a rotation), so that
+//! the host's drift falls on both alike; the report gives sealed over clear
+//! calls per second and the bytes sealing adds per datagram.
 //!
 //! ```text
 //! cargo run --release -p dispatch-std --example loopback_report [-- --json] [-- --quick]
@@ -11,14 +15,17 @@
 //! With `--json` it prints one object per line:
 //! `{"nodes": N, "metric": NAME, "value": V}`, with the metrics
 //! `visibility_p50_ms`, `visibility_p99_ms`, `calls_per_sec`, `call_p50_us`,
-//! `call_p99_us` and `echo_per_sec`. `--quick` takes fewer samples (for CI).
+//! `call_p99_us`, `echo_per_sec` and `bytes_per_datagram`, the same with a
+//! `keyed_` prefix for the sealed run, and `keyed_over_clear_calls` and
+//! `keyed_bytes_added_per_datagram`. `--quick` takes fewer samples (for CI).
 //! Goals: visibility p99 under 20 ms at 16 nodes; calls at least half the
-//! echo's rate.
+//! echo's rate; sealed calls at least 0.8 of the clear ones.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dispatch_std::dispatch_core::keyring::{Key, Keyring};
 use dispatch_std::{Builder, Registry, Request, Routing, ServiceEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
@@ -54,39 +61,64 @@ fn main() {
         if !json {
             println!("Dispatch on loopback, one process, {} tokio workers", worker_count());
             println!(
-                "{:>5}  {:>22}  {:>12}  {:>20}  {:>12}  {:>6}",
-                "nodes", "visibility p50/p99 ms", "calls/s", "call p50/p99 us", "echo/s", "ratio"
+                "{:>5}  {:>6}  {:>22}  {:>12}  {:>20}  {:>12}  {:>6}  {:>7}",
+                "nodes",
+                "key",
+                "visibility p50/p99 ms",
+                "calls/s",
+                "call p50/p99 us",
+                "echo/s",
+                "ratio",
+                "B/dgram"
             );
         }
+        let mut sealed_ratios = Vec::new();
         for nodes in [3, 16] {
-            let r = measure(nodes, &plan).await;
-            if json {
-                for (metric, value) in [
-                    ("visibility_p50_ms", r.visibility.0),
-                    ("visibility_p99_ms", r.visibility.1),
-                    ("calls_per_sec", r.calls_per_sec),
-                    ("call_p50_us", r.call_us.0),
-                    ("call_p99_us", r.call_us.1),
-                    ("echo_per_sec", r.echo_per_sec),
-                ] {
-                    println!("{{\"nodes\": {nodes}, \"metric\": \"{metric}\", \"value\": {value:.3}}}");
+            let [clear, sealed] = measure(nodes, &plan).await;
+            for (prefix, r) in [("", &clear), ("keyed_", &sealed)] {
+                if json {
+                    for (metric, value) in [
+                        ("visibility_p50_ms", r.visibility.0),
+                        ("visibility_p99_ms", r.visibility.1),
+                        ("calls_per_sec", r.calls_per_sec),
+                        ("call_p50_us", r.call_us.0),
+                        ("call_p99_us", r.call_us.1),
+                        ("echo_per_sec", r.echo_per_sec),
+                        ("bytes_per_datagram", r.bytes_per_datagram),
+                    ] {
+                        println!("{{\"nodes\": {nodes}, \"metric\": \"{prefix}{metric}\", \"value\": {value:.3}}}");
+                    }
+                } else {
+                    println!(
+                        "{:>5}  {:>6}  {:>10.2} / {:>9.2}  {:>12.0}  {:>9.0} / {:>8.0}  {:>12.0}  {:>6.2}  {:>7.1}",
+                        nodes,
+                        if prefix.is_empty() { "none" } else { "sealed" },
+                        r.visibility.0,
+                        r.visibility.1,
+                        r.calls_per_sec,
+                        r.call_us.0,
+                        r.call_us.1,
+                        r.echo_per_sec,
+                        r.calls_per_sec / r.echo_per_sec,
+                        r.bytes_per_datagram,
+                    );
                 }
-            } else {
-                println!(
-                    "{:>5}  {:>10.2} / {:>9.2}  {:>12.0}  {:>9.0} / {:>8.0}  {:>12.0}  {:>6.2}",
-                    nodes,
-                    r.visibility.0,
-                    r.visibility.1,
-                    r.calls_per_sec,
-                    r.call_us.0,
-                    r.call_us.1,
-                    r.echo_per_sec,
-                    r.calls_per_sec / r.echo_per_sec,
-                );
+            }
+            let ratio = sealed.calls_per_sec / clear.calls_per_sec;
+            let added = sealed.bytes_per_datagram - clear.bytes_per_datagram;
+            sealed_ratios.push((nodes, ratio, added));
+            if json {
+                println!("{{\"nodes\": {nodes}, \"metric\": \"keyed_over_clear_calls\", \"value\": {ratio:.3}}}");
+                println!("{{\"nodes\": {nodes}, \"metric\": \"keyed_bytes_added_per_datagram\", \"value\": {added:.3}}}");
             }
         }
         if !json {
             println!("ratio = calls/s over echo/s (goal: at least 0.5); visibility goal: p99 under 20 ms at 16 nodes");
+            for (nodes, ratio, added) in sealed_ratios {
+                println!(
+                    "{nodes} nodes: sealed calls/s over clear {ratio:.2} (goal: at least 0.8); sealing adds {added:.1} B per datagram"
+                );
+            }
         }
     });
 }
@@ -100,22 +132,55 @@ struct Results {
     calls_per_sec: f64,
     call_us: (f64, f64),
     echo_per_sec: f64,
+    bytes_per_datagram: f64,
 }
 
-async fn measure(n: usize, plan: &Plan) -> Results {
+/// Rounds per mode: clear and sealed alternate, the first of each pair
+/// swapping every round.
+const ROUNDS: usize = 4;
+
+/// What one mode gathered over its rounds.
+#[derive(Default)]
+struct Gathered {
+    visibility_ms: Vec<f64>,
+    call_us: Vec<f64>,
+    call_secs: f64,
+    echoes: u64,
+    echo_secs: f64,
+    bytes: u64,
+    datagrams: u64,
+}
+
+/// Results in the clear and sealed, measured on one cluster of `n` nodes.
+async fn measure(n: usize, plan: &Plan) -> [Results; 2] {
     let nodes = start_cluster(n).await;
-    let visibility = visibility(&nodes, plan.visibility_samples).await;
-    let (calls_per_sec, call_us) = calls(&nodes, plan.round_trip_time).await;
-    let echo_per_sec = echo(plan.round_trip_time).await;
+    let keyring = Keyring::new(Key::new(1, [0x5A; 32]).expect("a valid key id"));
+    let mut gathered = [Gathered::default(), Gathered::default()];
+    let per_round = plan.round_trip_time / ROUNDS as u32;
+    for round in 0..ROUNDS {
+        for keyed in [round % 2 == 1, round % 2 == 0] {
+            for node in &nodes {
+                node.set_keyring(keyed.then(|| keyring.clone()));
+            }
+            let g = &mut gathered[usize::from(keyed)];
+            g.visibility_ms
+                .extend(visibility(&nodes, plan.visibility_samples.div_ceil(ROUNDS)).await);
+            calls(&nodes, per_round, g).await;
+            let started = Instant::now();
+            g.echoes += echo(per_round).await;
+            g.echo_secs += started.elapsed().as_secs_f64();
+        }
+    }
     for node in &nodes {
         node.shutdown().await;
     }
-    Results {
-        visibility,
-        calls_per_sec,
-        call_us,
-        echo_per_sec,
-    }
+    gathered.map(|mut g| Results {
+        visibility: percentiles(&mut g.visibility_ms),
+        calls_per_sec: g.call_us.len() as f64 / g.call_secs,
+        call_us: percentiles(&mut g.call_us),
+        echo_per_sec: g.echoes as f64 / g.echo_secs,
+        bytes_per_datagram: g.bytes as f64 / g.datagrams.max(1) as f64,
+    })
 }
 
 async fn start_cluster(n: usize) -> Vec<Registry> {
@@ -136,8 +201,8 @@ async fn start_cluster(n: usize) -> Vec<Registry> {
 
 /// Milliseconds from `add_service` on one node until every node's
 /// subscription has heard the join, over `samples` instances added on the
-/// nodes in turn: (p50, p99).
-async fn visibility(nodes: &[Registry], samples: usize) -> (f64, f64) {
+/// nodes in turn.
+async fn visibility(nodes: &[Registry], samples: usize) -> Vec<f64> {
     // When each node heard each instance join, and a wake-up per join.
     let heard: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
     let joined = Arc::new(Notify::new());
@@ -202,12 +267,14 @@ async fn visibility(nodes: &[Registry], samples: usize) -> (f64, f64) {
     for r in readers {
         r.abort();
     }
-    percentiles(&mut times)
+    times
 }
 
 /// Sequential calls of a small request from one node to an instance on
-/// another for `time`: (calls per second, (p50, p99) microseconds).
-async fn calls(nodes: &[Registry], time: Duration) -> (f64, (f64, f64)) {
+/// another for `time`, gathered into `g`: their round trips in
+/// microseconds, the time they took, and the bytes and datagrams the
+/// cluster sent meanwhile.
+async fn calls(nodes: &[Registry], time: Duration, g: &mut Gathered) {
     let echo = |r: Request| std::future::ready(r.payload);
     nodes[1].add_service("echo", "e1", echo).await.expect("add");
     let caller = &nodes[0];
@@ -224,6 +291,13 @@ async fn calls(nodes: &[Registry], time: Duration) -> (f64, (f64, f64)) {
             .await
             .expect("warm-up call");
     }
+    let sent = || -> (u64, u64) {
+        nodes.iter().fold((0, 0), |(b, d), x| {
+            let s = x.stats().node;
+            (b + s.bytes_out, d + s.datagrams_out)
+        })
+    };
+    let before = sent();
     let mut latencies = Vec::new();
     let started = Instant::now();
     while started.elapsed() < time {
@@ -232,14 +306,17 @@ async fn calls(nodes: &[Registry], time: Duration) -> (f64, (f64, f64)) {
         latencies.push(t.elapsed().as_secs_f64() * 1e6);
         assert_eq!(reply.len(), PAYLOAD.len());
     }
-    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    g.call_secs += started.elapsed().as_secs_f64();
+    g.call_us.extend(latencies);
+    let after = sent();
+    g.bytes += after.0 - before.0;
+    g.datagrams += after.1 - before.1;
     nodes[1].remove_service("echo", "e1").await.expect("remove");
-    (rate, percentiles(&mut latencies))
 }
 
-/// Round trips per second of the same payload between two plain tokio UDP
-/// sockets, one answering the other, for `time`.
-async fn echo(time: Duration) -> f64 {
+/// Round trips of the same payload between two plain tokio UDP sockets,
+/// one answering the other, for `time`.
+async fn echo(time: Duration) -> u64 {
     let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     client
@@ -265,9 +342,8 @@ async fn echo(time: Duration) -> f64 {
         client.recv(&mut buf).await.expect("recv");
         count += 1;
     }
-    let rate = count as f64 / started.elapsed().as_secs_f64();
     answering.abort();
-    rate
+    count
 }
 
 fn percentiles(v: &mut [f64]) -> (f64, f64) {
