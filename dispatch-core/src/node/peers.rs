@@ -53,6 +53,9 @@ pub struct Peer<A> {
     pub(crate) ask_at: Option<Instant>,
     /// Nonces of this incarnation already accepted (sealed traffic only).
     pub(crate) window: ReplayWindow,
+    /// When we last answered its introduction with one of ours (in the
+    /// clear, where only introductions are addressed).
+    pub(crate) introduced_at: Option<Instant>,
 }
 
 /// How a heartbeat or other direct message changed the peer table.
@@ -158,6 +161,7 @@ impl<A: Clone + Ord> Peers<A> {
                 peer.clock = 0;
                 peer.ask_at = None;
                 peer.window = ReplayWindow::default();
+                peer.introduced_at = None;
                 return Ok(Heard::Restarted { old });
             }
             return Ok(Heard::Known { came_back });
@@ -180,6 +184,7 @@ impl<A: Clone + Ord> Peers<A> {
                 clock: 0,
                 ask_at: None,
                 window,
+                introduced_at: None,
             },
         );
         Ok(Heard::New { was_contact })
