@@ -159,7 +159,17 @@ async fn answer<T: Transport>(registry: &Registry<T>, cmd: Command) -> Result<Va
         }
         Command::Stats => {
             let s = registry.stats();
+            let keys = registry.keyring().map(|k| {
+                json!({
+                    "primary": k.primary().id(),
+                    "accepted": std::iter::once(k.primary())
+                        .chain(k.secondary())
+                        .map(|key| key.id())
+                        .collect::<Vec<_>>(),
+                })
+            });
             json!({
+                "keys": keys,
                 "datagrams_in": s.node.datagrams_in,
                 "datagrams_out": s.node.datagrams_out,
                 "dropped": s.node.dropped_total(),

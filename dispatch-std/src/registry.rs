@@ -154,6 +154,11 @@ impl<T: Transport> Registry<T> {
         self.inner.core.lock().node.set_keyring(keyring);
     }
 
+    /// The keyring the node seals with and accepts now, if any.
+    pub fn keyring(&self) -> Option<Keyring> {
+        self.inner.core.lock().node.keyring().cloned()
+    }
+
     /// Leaves the cluster: peers drop this node's services at once (no
     /// waiting for the down period), subscriptions end, waiting calls fail
     /// with [`Error::Stopped`]. Returns once the leave is sent; every clone

@@ -1,7 +1,9 @@
 //! Three `dispatch node` processes on loopback: a node killed with SIGKILL
 //! leaves the others within the down period; restarted under its name it
 //! leaves no zombie entry; a node stopped gracefully, by `dispatch leave` or
-//! by SIGTERM as a service manager stops it, leaves at once.
+//! by SIGTERM as a service manager stops it, leaves at once. Keyed nodes
+//! rotate their key files with SIGHUP while running, and then refuse a node
+//! that kept only the retired key.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -24,6 +26,10 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(name: &str, seed: Option<SocketAddr>) -> Self {
+        Self::start_with(name, seed, &[])
+    }
+
+    fn start_with(name: &str, seed: Option<SocketAddr>, extra: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch"));
         cmd.args([
             "node",
@@ -36,6 +42,7 @@ impl NodeProcess {
         ])
         .args(["--heartbeat-period", "200ms", "--down-after", "2s"])
         .args(["--service", &format!("uploader:{name}-u")])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -83,6 +90,53 @@ impl NodeProcess {
                 )
             })
             .collect()
+    }
+}
+
+impl NodeProcess {
+    async fn stats(&self) -> Value {
+        control::request(self.control, &Ctl::Stats)
+            .await
+            .expect("the control endpoint answers")
+    }
+
+    /// Sends SIGHUP: the node reads its key file again.
+    fn hang_up(&self) {
+        let sent = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -HUP failed");
+    }
+}
+
+/// Runs `dispatch` with `args` and returns its stdout; fails on an error.
+fn dispatch(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dispatch"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dispatch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until `done` holds for the stats of every node in `nodes`.
+async fn until_stats(nodes: &[&NodeProcess], what: &str, done: impl Fn(&Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let mut all = true;
+        for n in nodes {
+            all &= done(&n.stats().await);
+        }
+        if all {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -195,4 +249,90 @@ async fn killed_restarted_and_stopped_node_processes() {
     assert!(took < DOWN_AFTER / 2, "a stop by SIGTERM took {took:?}");
     let status = n3.child.wait().unwrap();
     assert!(status.success(), "n3 exited with {status} after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_files_rotate_on_sighup_with_the_nodes_running() {
+    let dir = std::env::temp_dir().join(format!("dispatch-rotation-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (f1, f2, old) = (path("k1.key"), path("k2.key"), path("old.key"));
+    dispatch(&["keygen", "--out", &f1]);
+    std::fs::copy(&f1, &f2).unwrap();
+    std::fs::copy(&f1, &old).unwrap();
+    let k1 = NodeProcess::start_with("k1", None, &["--key-file", &f1]);
+    let k2 = NodeProcess::start_with("k2", Some(k1.udp), &["--key-file", &f2]);
+    until_listed(&[&k1, &k2], &["k1-u", "k2-u"]).await;
+    let keys = |primary: u64, accepted: &'static [u64]| {
+        move |s: &Value| {
+            s["keys"]["primary"] == primary
+                && s["keys"]["accepted"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .filter_map(Value::as_u64)
+                        .eq(accepted.iter().copied())
+                })
+        }
+    };
+    until_stats(&[&k1, &k2], "both nodes to seal with key 1", keys(1, &[1])).await;
+
+    // 1: a new key, accepted everywhere, not yet sealing.
+    dispatch(&["keygen", "--add", &f1]);
+    std::fs::copy(&f1, &f2).unwrap();
+    k1.hang_up();
+    k2.hang_up();
+    until_stats(&[&k1, &k2], "key 2 to be accepted", keys(1, &[1, 2])).await;
+    // 2: the new key seals.
+    for f in [&f1, &f2] {
+        let text = std::fs::read_to_string(f).unwrap();
+        std::fs::write(f, text.replace("primary = 1", "primary = 2")).unwrap();
+    }
+    k1.hang_up();
+    k2.hang_up();
+    until_stats(&[&k1, &k2], "key 2 to seal", keys(2, &[2, 1])).await;
+    // 3: the old key goes.
+    for f in [&f1, &f2] {
+        let text = std::fs::read_to_string(f).unwrap();
+        let kept: Vec<&str> = text
+            .split("\n[[keys]]\n")
+            .filter(|block| !block.starts_with("id = 1\n"))
+            .collect();
+        std::fs::write(f, kept.join("\n[[keys]]\n")).unwrap();
+    }
+    k1.hang_up();
+    k2.hang_up();
+    until_stats(&[&k1, &k2], "key 1 to be retired", keys(2, &[2])).await;
+
+    // The cluster kept serving throughout: a call crosses it, and nobody
+    // went down.
+    let reply = dispatch(&[
+        "call",
+        "uploader",
+        "file.png",
+        "hi",
+        "--control",
+        &k2.control.to_string(),
+    ]);
+    assert!(reply.contains("got hi"), "{reply}");
+    for n in [&k1, &k2] {
+        let peers = control::request(n.control, &Ctl::Peers).await.unwrap();
+        let peers = peers.as_array().unwrap().clone();
+        assert_eq!(peers.len(), 1, "{} lists {peers:?}", n.name);
+        assert_eq!(peers[0]["up"], true, "{} saw its peer go down", n.name);
+    }
+
+    // A node that kept only the retired key is refused.
+    let k3 = NodeProcess::start_with("k3", Some(k1.udp), &["--key-file", &old]);
+    until_stats(&[&k1], "k1 to refuse the retired key", |s| {
+        s["dropped_by_reason"]["UnknownKey"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    until_listed(&[&k1, &k2], &["k1-u", "k2-u"]).await;
+    assert_eq!(
+        k3.uploaders().await.len(),
+        1,
+        "k3 sees only its own instance"
+    );
+    drop(k3);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -335,6 +335,11 @@ where
         self.config.keyring = keyring;
     }
 
+    /// The keyring the node seals with and accepts, if any.
+    pub fn keyring(&self) -> Option<&Keyring> {
+        self.config.keyring.as_ref()
+    }
+
     /// Opens, checks and acts on one datagram, opened in place in `datagram`.
     fn receive(&mut self, now: Instant, from: A, datagram: &mut [u8]) -> Result<(), RecvError> {
         let opened = match wire::open(
