@@ -111,7 +111,7 @@ fn forgeries(victim: &ReplicaId, seal: Option<&Key>) -> Vec<Vec<u8>> {
 #[test]
 fn a_keyed_cluster_refuses_forgeries_replays_flips_and_other_keys() {
     let replay = std::env::var(SEED_ENV).ok();
-    let passed = check_seeds(0..12, replay.as_deref(), |seed| -> Result<(), String> {
+    let passed = check_seeds(0..100, replay.as_deref(), |seed| -> Result<(), String> {
         // Key 2 is the cluster's; key 1 was retired before the run.
         let ring = Keyring::new(key(2));
         let mut sim = cluster(4, seed, Some(ring));
@@ -262,7 +262,7 @@ fn a_keyed_cluster_refuses_forgeries_replays_flips_and_other_keys() {
 #[test]
 fn keys_rotate_with_nodes_running() {
     let replay = std::env::var(SEED_ENV).ok();
-    check_seeds(0..6, replay.as_deref(), |seed| -> Result<(), String> {
+    check_seeds(0..40, replay.as_deref(), |seed| -> Result<(), String> {
         let n = 4;
         let mut sim = cluster(n, seed, Some(Keyring::new(key(1))));
         let mut model = model(n);
@@ -317,7 +317,7 @@ fn keys_rotate_with_nodes_running() {
 #[test]
 fn an_unkeyed_node_flooded_by_strangers_admits_a_real_node_at_once() {
     let replay = std::env::var(SEED_ENV).ok();
-    check_seeds(0..6, replay.as_deref(), |seed| -> Result<(), String> {
+    check_seeds(0..40, replay.as_deref(), |seed| -> Result<(), String> {
         let n = 4;
         let mut sim = cluster(n, seed, None);
         // Node 3 joins later.
