@@ -39,6 +39,16 @@ async fn keyed_cluster(names: &[&str], keyring: &Keyring) -> Vec<Registry> {
     nodes
 }
 
+/// A call from `node` through the cluster comes back.
+async fn ping(node: &Registry) {
+    let reply = node
+        .client()
+        .call_raw("uploader", "k", b"ping")
+        .await
+        .unwrap();
+    assert_eq!(reply, b"ping");
+}
+
 fn refused(node: &Registry, reason: DropReason) -> u64 {
     node.stats().node.dropped(reason)
 }
@@ -154,12 +164,7 @@ async fn keys_rotate_with_the_nodes_running() {
         // the cluster after each; then a new service must reach every node.
         for node in &nodes {
             node.set_keyring(Some(ring.clone()));
-            let reply = nodes[2]
-                .client()
-                .call_raw("uploader", "k", b"ping")
-                .await
-                .unwrap();
-            assert_eq!(reply, b"ping");
+            ping(&nodes[2]).await;
         }
         let id = format!("r{s}");
         nodes[s].add_service("uploader", &id, echo).await.unwrap();
@@ -170,12 +175,7 @@ async fn keys_rotate_with_the_nodes_running() {
                 .all(|n| n.get_services("uploader").len() == registered)
         })
         .await;
-        let reply = nodes[2]
-            .client()
-            .call_raw("uploader", "k", b"ping")
-            .await
-            .unwrap();
-        assert_eq!(reply, b"ping");
+        ping(&nodes[2]).await;
     }
     for node in &nodes {
         assert!(

@@ -563,11 +563,7 @@ where
                 head,
                 data: &data,
             };
-            let incarnation = self
-                .config
-                .keyring
-                .as_ref()
-                .and_then(|_| self.peers.incarnation_at(&to));
+            let incarnation = self.written_for(&to);
             let nonce = self.take_nonce();
             if let Ok(len) = wire::encode_framed(&msg, &self.framing(incarnation, nonce), buf) {
                 return Some(self.sent(Destination::Peer(to), len));
@@ -585,12 +581,12 @@ where
         }
     }
 
-    /// The nonce for the next datagram (used only when it is sealed).
+    /// The nonce for the next datagram (used only when it is sealed; one
+    /// taken for a datagram that is then not sent is never used again).
     fn take_nonce(&mut self) -> u128 {
         let n = self.nonce;
         if self.config.keyring.is_some() {
             self.nonce += 1;
-            self.stats.datagrams_sealed += 1;
         }
         n
     }
@@ -598,6 +594,9 @@ where
     fn sent(&mut self, destination: Destination<A>, len: usize) -> Transmit<A> {
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += len as u64;
+        if self.config.keyring.is_some() {
+            self.stats.datagrams_sealed += 1;
+        }
         Transmit { destination, len }
     }
 
@@ -1356,12 +1355,20 @@ where
     /// wire.
     fn queue(&mut self, to: Destination<A>, body: Vec<u8>) {
         let incarnation = match &to {
-            Destination::Peer(addr) if self.config.keyring.is_some() => {
-                self.peers.incarnation_at(addr)
-            }
-            _ => None,
+            Destination::Peer(addr) => self.written_for(addr),
+            Destination::Broadcast => None,
         };
         self.queue_for(to, incarnation, body);
+    }
+
+    /// The incarnation a datagram that is not an introduction is written
+    /// for at `addr`: the one we know there when sealed, none in the clear
+    /// (see [`Node::queue`]).
+    fn written_for(&self, addr: &A) -> Option<u64> {
+        self.config
+            .keyring
+            .as_ref()
+            .and_then(|_| self.peers.incarnation_at(addr))
     }
 
     fn queue_for(&mut self, to: Destination<A>, incarnation: Option<u64>, body: Vec<u8>) {
