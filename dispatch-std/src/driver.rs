@@ -358,6 +358,7 @@ pub(crate) async fn run<T: Transport>(core: Arc<Core<T>>, mut stop: watch::Recei
                         // flood of junk does not flood the log.
                         debug!(from = ?from, error = %e, "datagram dropped");
                     }
+                    core.transport.judged(result);
                     core.flush(out).await;
                 }
                 Err(e) => {

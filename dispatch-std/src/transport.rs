@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use dispatch_core::node;
+use dispatch_core::node::{self, RecvError};
 use dispatch_core::transmit::Destination;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -36,6 +36,15 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The address peers reach this transport at.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Told, right after the node has handled the datagram [`Transport::recv`]
+    /// returned last, what it made of it: `Ok` if the node took it, or why
+    /// it dropped it (already counted in the node's stats). A transport that
+    /// relays messages (gossipsub) forwards only what the node took. The
+    /// default does nothing.
+    fn judged(&self, verdict: Result<(), RecvError>) {
+        let _ = verdict;
+    }
 
     /// Adjusts the node's configuration to what the transport does (for
     /// example `transport_broadcasts` and `reliable_transport` for libp2p).

@@ -61,6 +61,23 @@ impl DropReason {
         DropReason::NotForUs,
         DropReason::Unconfirmed,
     ];
+
+    /// Whether the datagram itself is bad, whoever receives it and whatever
+    /// they know: not a Dispatch datagram, another cluster's, in the clear
+    /// where a key is required, or sealed with a tag that does not verify.
+    /// A relaying transport (gossipsub) rejects such a message and penalises
+    /// whoever relayed it; the other reasons depend on what this node knows
+    /// (stale, replayed, a full table, a stranger), so the message is only
+    /// ignored: not forwarded, and nobody is blamed.
+    pub fn is_invalid(self) -> bool {
+        matches!(
+            self,
+            DropReason::Malformed
+                | DropReason::ForeignCluster
+                | DropReason::Unsealed
+                | DropReason::BadTag
+        )
+    }
 }
 
 /// Counters of a node, read with [`Node::stats`](super::Node::stats).

@@ -1,0 +1,158 @@
+//! Keeps connections to cluster members open.
+//!
+//! libp2p closes a connection once no handler wants it (after the swarm's
+//! idle timeout, 10 s by default unless the user changes it), and
+//! gossipsub keeps only its mesh peers. A node must stay connected to every
+//! member: its calls, catch-ups and heartbeats go there. This behaviour
+//! opens no stream; its handler only says "keep alive" on the connections
+//! of peers the [`Behaviour`](crate::Behaviour) marked as members, and
+//! nothing on anyone else's, so the user's other connections close as they
+//! would without Dispatch.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::upgrade::DeniedUpgrade;
+use libp2p::core::Endpoint;
+use libp2p::swarm::handler::ConnectionEvent;
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionHandlerEvent, ConnectionId, FromSwarm, NetworkBehaviour,
+    NotifyHandler, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId};
+
+/// The behaviour that holds cluster members' connections open.
+#[derive(Debug, Default)]
+#[allow(unreachable_pub)]
+pub struct KeepAlive {
+    members: HashSet<PeerId>,
+    connections: HashMap<PeerId, Vec<ConnectionId>>,
+    pending: VecDeque<ToSwarm<Infallible, bool>>,
+}
+
+impl KeepAlive {
+    /// Marks `peer` as a cluster member (or no longer one): its
+    /// connections stay open (or may close when idle).
+    pub(crate) fn set_member(&mut self, peer: PeerId, member: bool) {
+        let changed = if member {
+            self.members.insert(peer)
+        } else {
+            self.members.remove(&peer)
+        };
+        if !changed {
+            return;
+        }
+        for &id in self.connections.get(&peer).into_iter().flatten() {
+            self.pending.push_back(ToSwarm::NotifyHandler {
+                peer_id: peer,
+                handler: NotifyHandler::One(id),
+                event: member,
+            });
+        }
+    }
+
+    /// Whether `peer` is marked as a member.
+    pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
+        self.members.contains(peer)
+    }
+
+    fn handler(&mut self, peer: PeerId, id: ConnectionId) -> Handler {
+        self.connections.entry(peer).or_default().push(id);
+        Handler {
+            keep_alive: self.members.contains(&peer),
+        }
+    }
+}
+
+impl NetworkBehaviour for KeepAlive {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler(peer, id))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(self.handler(peer, id))
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        if let FromSwarm::ConnectionClosed(closed) = event {
+            if let Some(ids) = self.connections.get_mut(&closed.peer_id) {
+                ids.retain(|id| *id != closed.connection_id);
+                if ids.is_empty() {
+                    self.connections.remove(&closed.peer_id);
+                }
+            }
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        match self.pending.pop_front() {
+            Some(e) => Poll::Ready(e),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// One connection's handler: opens no stream, only keeps the connection
+/// alive while its peer is a member.
+#[derive(Debug)]
+#[allow(unreachable_pub)]
+pub struct Handler {
+    keep_alive: bool,
+}
+
+impl libp2p::swarm::ConnectionHandler for Handler {
+    type FromBehaviour = bool;
+    type ToBehaviour = Infallible;
+    type InboundProtocol = DeniedUpgrade;
+    type OutboundProtocol = DeniedUpgrade;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = ();
+
+    fn listen_protocol(&self) -> SubstreamProtocol<DeniedUpgrade> {
+        SubstreamProtocol::new(DeniedUpgrade, ())
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    fn poll(
+        &mut self,
+        _: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<DeniedUpgrade, (), Infallible>> {
+        Poll::Pending
+    }
+
+    fn on_behaviour_event(&mut self, member: bool) {
+        self.keep_alive = member;
+    }
+
+    fn on_connection_event(&mut self, _: ConnectionEvent<DeniedUpgrade, DeniedUpgrade>) {}
+}

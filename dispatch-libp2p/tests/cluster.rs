@@ -1,0 +1,180 @@
+//! Three swarms in one process, on loopback TCP, each with Dispatch's
+//! behaviour: they find each other from one seed each, list each other's
+//! services, route keys alike, answer calls, and a graceful leave removes a
+//! node's services everywhere.
+
+use std::time::{Duration, Instant};
+
+use dispatch_libp2p::{Behaviour, Config, Libp2p};
+use dispatch_std::{Builder, Registry, Request, Routing, ServiceEvent, State};
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+
+/// A node: its registry, and the full address others seed with.
+struct Node {
+    registry: Registry<Libp2p>,
+    addr: Multiaddr,
+    peer: PeerId,
+}
+
+async fn node(name: &str, seeds: &[&Multiaddr]) -> Node {
+    let mut transport = None;
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| {
+            let (behaviour, t) = Behaviour::new(key, Config::default()).unwrap();
+            transport = Some(t);
+            behaviour
+        })
+        .unwrap()
+        .build();
+    let peer = *swarm.local_peer_id();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address.with_p2p(peer).unwrap();
+        }
+    };
+    let transport = transport.unwrap();
+    let seeds = transport.seeds(seeds.iter().copied()).unwrap();
+    let registry = Builder::new()
+        .name(name)
+        .down_after(Duration::from_secs(3))
+        .start_with(transport, seeds)
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    Node {
+        registry,
+        addr,
+        peer,
+    }
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn whoami(me: &'static str) -> impl dispatch_std::Handler {
+    move |_: Request| async move { me.as_bytes().to_vec() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_swarms_list_each_others_services_and_answer_calls() {
+    let a = node("a", &[]).await;
+    let b = node("b", &[&a.addr]).await;
+    // c knows only b, and must find a through it.
+    let c = node("c", &[&b.addr]).await;
+    let nodes = [&a, &b, &c];
+    until("every node to know the two others", || {
+        nodes.iter().all(|n| n.registry.peers().len() == 2)
+    })
+    .await;
+    for n in nodes {
+        let mut addrs: Vec<PeerId> = n.registry.peers().iter().map(|p| p.addr).collect();
+        addrs.sort();
+        let mut others: Vec<PeerId> = nodes
+            .iter()
+            .filter(|o| o.peer != n.peer)
+            .map(|o| o.peer)
+            .collect();
+        others.sort();
+        assert_eq!(addrs, others, "peers are known by their PeerId");
+    }
+
+    let mut on_c = c.registry.subscribe("uploader");
+    a.registry
+        .add_service("uploader", "ua", whoami("a/ua"))
+        .await
+        .unwrap();
+    b.registry
+        .add_service("uploader", "ub", whoami("b/ub"))
+        .await
+        .unwrap();
+    let mut joined = Vec::new();
+    while joined.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(20), on_c.next())
+            .await
+            .expect("c hears both joins")
+        {
+            Some(ServiceEvent::Joined(s)) => {
+                assert_eq!(s.state, State::Online);
+                joined.push(format!("{}/{}", s.node.name, s.id));
+            }
+            other => panic!("expected a join, got {other:?}"),
+        }
+    }
+    joined.sort();
+    assert_eq!(joined, ["a/ua", "b/ub"]);
+    until("every node to list both uploaders", || {
+        nodes
+            .iter()
+            .all(|n| n.registry.get_services("uploader").len() == 2)
+    })
+    .await;
+
+    // Every node routes every key to the same instance, and a call from
+    // c reaches that instance's node and comes back.
+    for key in ["file.png", "a.txt", "b.bin", "c.tar", "d.zip"] {
+        let owner = a
+            .registry
+            .find_service("uploader", key, Routing::OnlineOnly)
+            .unwrap();
+        for n in [&b, &c] {
+            let o = n
+                .registry
+                .find_service("uploader", key, Routing::OnlineOnly)
+                .unwrap();
+            assert_eq!((&o.id, &o.node.name), (&owner.id, &owner.node.name));
+        }
+        let reply = c
+            .registry
+            .client()
+            .call_raw("uploader", key, key.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            reply,
+            format!("{}/{}", owner.node.name, owner.id).as_bytes()
+        );
+    }
+    assert_eq!(
+        c.registry.stats().node.requests_resent,
+        0,
+        "over request-response nothing is sent twice"
+    );
+
+    // A graceful leave takes a's instance off the others at once (well
+    // before the 3 s down period).
+    let left_at = Instant::now();
+    a.registry.shutdown().await;
+    until("b and c to drop a's uploader", || {
+        [&b, &c]
+            .iter()
+            .all(|n| n.registry.get_services("uploader").len() == 1)
+    })
+    .await;
+    assert!(
+        left_at.elapsed() < Duration::from_secs(2),
+        "a leave is heard at once, not after the down period: {:?}",
+        left_at.elapsed()
+    );
+    b.registry.shutdown().await;
+    c.registry.shutdown().await;
+}
