@@ -117,6 +117,9 @@ pub enum Event {
     Member(PeerId),
     /// A peer left the cluster's topic.
     NoLongerMember(PeerId),
+    /// The [`Libp2p`] transport was dropped with the last handle of its
+    /// registry: the behaviour has nothing left to carry.
+    Closed,
 }
 
 /// The protocols the behaviour drives. Public only because its handler is
@@ -172,6 +175,8 @@ pub struct Behaviour {
     connected: HashSet<PeerId>,
     stats: Stats,
     pending: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
+    /// Set once the transport is gone.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -254,6 +259,7 @@ impl Behaviour {
             connected: HashSet::new(),
             stats: Stats::default(),
             pending: VecDeque::new(),
+            closed: false,
         };
         Ok((behaviour, transport))
     }
@@ -451,6 +457,13 @@ impl Behaviour {
 
     /// Takes in a peer list from `from` and dials the members not yet
     /// connected, up to `max_members`.
+    ///
+    /// When `from` states addresses of its own that are new here, they are
+    /// passed on to the other connected members: a member that joined
+    /// through us is then dialled by those who were here before it, even
+    /// if it came in after they sent us their lists. Only a sender's own
+    /// entry is passed on, and only when it changed, so a peer list causes
+    /// at most one datagram per member and nothing repeats.
     fn learn(&mut self, from: PeerId, list: Vec<(PeerId, Vec<Multiaddr>)>) {
         self.stats.peer_lists_received += 1;
         trace!(%from, peers = list.len(), "peer list");
@@ -458,8 +471,16 @@ impl Behaviour {
             if peer == self.local {
                 continue;
             }
+            let before = self.addresses.get(&peer).to_vec();
             for addr in addrs.into_iter().rev() {
                 self.addresses.add(peer, addr, &self.connected);
+            }
+            if peer == from && self.addresses.get(&peer) != before.as_slice() {
+                let entry = Frame::Peers(vec![(peer, self.addresses.get(&peer).to_vec())]);
+                let others: Vec<PeerId> = self.members().filter(|m| **m != from).copied().collect();
+                for member in others {
+                    self.inner.requests.send_request(&member, entry.clone());
+                }
             }
             if self.connected.len() < self.config.max_members {
                 self.dial(peer);
@@ -573,8 +594,16 @@ impl NetworkBehaviour for Behaviour {
                 return Poll::Ready(e);
             }
             let mut progress = false;
-            while let Poll::Ready(Some(command)) = self.ends.commands.poll_recv(cx) {
-                self.on_command(command);
+            while !self.closed {
+                match self.ends.commands.poll_recv(cx) {
+                    Poll::Ready(Some(command)) => self.on_command(command),
+                    Poll::Ready(None) => {
+                        self.closed = true;
+                        self.pending
+                            .push_back(ToSwarm::GenerateEvent(Event::Closed));
+                    }
+                    Poll::Pending => break,
+                }
                 progress = true;
             }
             while let Poll::Ready(Some((gossip, acceptance))) = self.ends.verdicts.poll_recv(cx) {

@@ -14,6 +14,8 @@
 //!   message before gossipsub forwards it.
 //! - What goes to one peer (greetings, catch-ups, transfers, calls and
 //!   replies) goes over request-response with a bounded [`codec`].
+//! - Users without a Swarm start a ready-made one (TCP with noise and yamux,
+//!   and QUIC) with [`NodeBuilder`].
 //! - Peers are [`PeerId`](libp2p::PeerId)s. A node given one seed
 //!   multiaddr (ending in `/p2p/<peer id>`) learns every member from it,
 //!   dials them, and keeps those connections open.
@@ -51,7 +53,9 @@ mod addresses;
 mod behaviour;
 pub mod codec;
 mod keep_alive;
+mod node;
 mod transport;
 
 pub use behaviour::{Behaviour, Config, ConfigError, Event, Stats};
+pub use node::{Node, NodeBuilder, StartError};
 pub use transport::{Libp2p, SeedError};

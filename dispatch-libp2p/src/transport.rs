@@ -144,7 +144,12 @@ impl Transport for Libp2p {
     async fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, PeerId)> {
         // Both the lock and `recv` are cancel-safe.
         let mut inbox = self.inbox.lock().await;
-        let incoming = inbox.recv().await.ok_or_else(closed)?;
+        let Some(incoming) = inbox.recv().await else {
+            // The behaviour is gone with its swarm: nothing will ever
+            // arrive again. The node keeps its timers (its peers go down
+            // in time) and its sends fail, counted.
+            return std::future::pending().await;
+        };
         // The codec and gossipsub bound messages below the driver's buffer;
         // were one longer, the cut datagram fails the core's checks.
         let len = incoming.bytes.len().min(buf.len());

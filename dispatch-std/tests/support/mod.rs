@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use dispatch_std::{Builder, Registry, ServiceEvent, Subscription};
+use dispatch_std::{Builder, Registry, ServiceEvent, Subscription, Transport};
 
 /// How long any condition may take before a test fails. Generous: the
 /// machines are noisy and builds run beside the tests.
@@ -57,7 +57,7 @@ pub async fn next_event(events: &mut Subscription) -> ServiceEvent {
 }
 
 /// Shuts every node down.
-pub async fn stop(nodes: &[Registry]) {
+pub async fn stop<T: Transport>(nodes: &[Registry<T>]) {
     for node in nodes {
         node.shutdown().await;
     }
