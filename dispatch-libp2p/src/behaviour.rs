@@ -39,6 +39,7 @@ use tracing::{debug, trace};
 use crate::addresses::AddressBook;
 use crate::codec::{Codec, Frame, Limits, MAX_LISTED_PEERS, PROTOCOL};
 use crate::keep_alive::KeepAlive;
+use crate::stats::{SharedStats, Stats};
 use crate::transport::{BehaviourEnds, Command, Gossip, Incoming, Libp2p};
 
 /// How the behaviour talks to the network. The node's own settings
@@ -76,37 +77,6 @@ impl Default for Config {
             gossip_heartbeat: Duration::from_secs(1),
         }
     }
-}
-
-/// Counters of the behaviour's own work; the core counts what it dropped
-/// and why in the node's stats.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Gossip messages handed to the core.
-    pub gossip_received: u64,
-    /// Gossip messages the core took: forwarded.
-    pub gossip_accepted: u64,
-    /// Gossip messages refused as junk, foreign or forged: not forwarded,
-    /// and held against the peer that relayed them.
-    pub gossip_rejected: u64,
-    /// Gossip messages dropped as stale, replayed or unexpected: not
-    /// forwarded.
-    pub gossip_ignored: u64,
-    /// Datagrams received from one peer.
-    pub requests_received: u64,
-    /// Requests that failed to arrive: undecodable, oversized, timed out.
-    pub requests_failed: u64,
-    /// Datagrams that could not be sent to their peer (no address, dial
-    /// failed, connection closed).
-    pub sends_failed: u64,
-    /// Broadcasts that reached no peer (none subscribed yet) or failed.
-    pub publishes_failed: u64,
-    /// Messages dropped because the driver was behind.
-    pub inbox_full: u64,
-    /// Peer lists received.
-    pub peer_lists_received: u64,
-    /// Dials started towards members learned from peer lists or seeds.
-    pub dials: u64,
 }
 
 /// What the behaviour tells the Swarm's owner; most users ignore it.
@@ -173,7 +143,7 @@ pub struct Behaviour {
     /// Our own listen and confirmed external addresses, sent in peer lists.
     own: Vec<Multiaddr>,
     connected: HashSet<PeerId>,
-    stats: Stats,
+    stats: SharedStats,
     pending: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
     /// Set once the transport is gone.
     closed: bool,
@@ -186,7 +156,7 @@ impl std::fmt::Debug for Behaviour {
             .field("topic", &self.topic.as_ref().map(|t| t.to_string()))
             .field("connected", &self.connected.len())
             .field("addresses", &self.addresses.len())
-            .field("stats", &self.stats)
+            .field("stats", &self.stats.get())
             .finish_non_exhaustive()
     }
 }
@@ -225,19 +195,25 @@ impl Behaviour {
             .validate_messages()
             .flood_publish(true)
             .heartbeat_interval(config.gossip_heartbeat)
-            // The signed envelope around a datagram: author, sequence
-            // number, topic, signature and key, well under a kilobyte.
-            .max_transmit_size(config.max_datagram_bytes + 1024)
+            // Twice the longest datagram: a longer message is dropped by
+            // gossipsub's codec; one between is read, rejected and counted
+            // here. The signed envelope (author, sequence number, topic,
+            // signature, key) is well under a kilobyte.
+            .max_transmit_size(config.max_datagram_bytes * 2)
             .build()
             .map_err(|e| ConfigError(format!("gossipsub: {e}")))?;
         let gossipsub =
             gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip_config)
                 .map_err(|e| ConfigError(format!("gossipsub: {e}")))?;
+        let stats = SharedStats::default();
         let requests = request_response::Behaviour::with_codec(
-            Codec::new(Limits {
-                // One byte of tag before the datagram.
-                max_frame_bytes: config.max_datagram_bytes + 1,
-            }),
+            Codec::new(
+                Limits {
+                    // One byte of tag before the datagram.
+                    max_frame_bytes: config.max_datagram_bytes + 1,
+                },
+                stats.clone(),
+            ),
             [(PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(config.request_timeout)
@@ -257,7 +233,7 @@ impl Behaviour {
             ends,
             own: Vec::new(),
             connected: HashSet::new(),
-            stats: Stats::default(),
+            stats,
             pending: VecDeque::new(),
             closed: false,
         };
@@ -266,7 +242,13 @@ impl Behaviour {
 
     /// The behaviour's counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        self.stats.get()
+    }
+
+    /// A handle that reads the counters from anywhere, after the behaviour
+    /// moved into its Swarm.
+    pub fn stats_handle(&self) -> SharedStats {
+        self.stats.clone()
     }
 
     /// The cluster's topic, once the registry started.
@@ -285,11 +267,11 @@ impl Behaviour {
         match command {
             Command::Send(Destination::Broadcast, bytes) => {
                 let Some(topic) = &self.topic else {
-                    self.stats.publishes_failed += 1;
+                    self.stats.count(|s| s.publishes_failed += 1);
                     return;
                 };
                 if let Err(e) = self.inner.gossipsub.publish(topic.clone(), bytes) {
-                    self.stats.publishes_failed += 1;
+                    self.stats.count(|s| s.publishes_failed += 1);
                     trace!(error = %e, "broadcast not published");
                 }
             }
@@ -325,7 +307,7 @@ impl Behaviour {
         if addrs.is_empty() {
             return;
         }
-        self.stats.dials += 1;
+        self.stats.count(|s| s.dials += 1);
         self.pending.push_back(ToSwarm::Dial {
             opts: DialOpts::peer_id(peer)
                 .addresses(addrs)
@@ -336,9 +318,9 @@ impl Behaviour {
 
     fn on_verdict(&mut self, gossip: Gossip, acceptance: MessageAcceptance) {
         match acceptance {
-            MessageAcceptance::Accept => self.stats.gossip_accepted += 1,
-            MessageAcceptance::Reject => self.stats.gossip_rejected += 1,
-            MessageAcceptance::Ignore => self.stats.gossip_ignored += 1,
+            MessageAcceptance::Accept => self.stats.count(|s| s.gossip_accepted += 1),
+            MessageAcceptance::Reject => self.stats.count(|s| s.gossip_rejected += 1),
+            MessageAcceptance::Ignore => self.stats.count(|s| s.gossip_ignored += 1),
         }
         self.inner
             .gossipsub
@@ -347,7 +329,7 @@ impl Behaviour {
 
     fn deliver(&mut self, incoming: Incoming) {
         if let Err(e) = self.ends.inbox.try_send(incoming) {
-            self.stats.inbox_full += 1;
+            self.stats.count(|s| s.inbox_full += 1);
             if let Some(gossip) = e.into_inner().gossip {
                 self.inner.gossipsub.report_message_validation_result(
                     &gossip.id,
@@ -371,8 +353,12 @@ impl Behaviour {
                 };
                 let ours = self.topic.as_ref().map(|t| t.hash()) == Some(message.topic.clone());
                 match message.source {
+                    Some(_) if message.data.len() > self.config.max_datagram_bytes => {
+                        self.stats.count(|s| s.gossip_oversized += 1);
+                        self.on_verdict(gossip, MessageAcceptance::Reject);
+                    }
                     Some(from) if ours && from != self.local => {
-                        self.stats.gossip_received += 1;
+                        self.stats.count(|s| s.gossip_received += 1);
                         self.deliver(Incoming {
                             from,
                             bytes: message.data,
@@ -411,7 +397,7 @@ impl Behaviour {
                         let _ = self.inner.requests.send_response(channel, ());
                         match request {
                             Frame::Datagram(bytes) => {
-                                self.stats.requests_received += 1;
+                                self.stats.count(|s| s.requests_received += 1);
                                 self.deliver(Incoming {
                                     from: peer,
                                     bytes,
@@ -427,13 +413,13 @@ impl Behaviour {
             InnerEvent::Request(request_response::Event::OutboundFailure {
                 peer, error, ..
             }) => {
-                self.stats.sends_failed += 1;
+                self.stats.count(|s| s.sends_failed += 1);
                 debug!(%peer, %error, "datagram not delivered");
             }
             InnerEvent::Request(request_response::Event::InboundFailure {
                 peer, error, ..
             }) => {
-                self.stats.requests_failed += 1;
+                self.stats.count(|s| s.requests_failed += 1);
                 debug!(%peer, %error, "request refused");
             }
             InnerEvent::Request(request_response::Event::ResponseSent { .. }) => {}
@@ -465,7 +451,7 @@ impl Behaviour {
     /// entry is passed on, and only when it changed, so a peer list causes
     /// at most one datagram per member and nothing repeats.
     fn learn(&mut self, from: PeerId, list: Vec<(PeerId, Vec<Multiaddr>)>) {
-        self.stats.peer_lists_received += 1;
+        self.stats.count(|s| s.peer_lists_received += 1);
         trace!(%from, peers = list.len(), "peer list");
         for (peer, addrs) in list {
             if peer == self.local {

@@ -17,6 +17,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
+use crate::stats::SharedStats;
+
 /// The request-response protocol of Dispatch.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/dispatch/1");
 
@@ -46,15 +48,18 @@ pub struct Limits {
 }
 
 /// The bounded codec of [`Frame`]s. The response carries nothing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Codec {
     limits: Limits,
+    stats: SharedStats,
 }
 
 impl Codec {
-    /// A codec that reads frames of at most `limits.max_frame_bytes`.
-    pub fn new(limits: Limits) -> Self {
-        Codec { limits }
+    /// A codec that reads frames of at most `limits.max_frame_bytes`, and
+    /// counts the requests it refuses in `stats` (request-response reports
+    /// a failed read to nobody).
+    pub fn new(limits: Limits, stats: SharedStats) -> Self {
+        Codec { limits, stats }
     }
 }
 
@@ -139,8 +144,17 @@ impl request_response::Codec for Codec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_bounded(io, self.limits.max_frame_bytes).await?;
-        Frame::decode(&bytes)
+        let frame = match read_bounded(io, self.limits.max_frame_bytes).await {
+            Ok(bytes) => Frame::decode(&bytes),
+            Err(e) => Err(e),
+        };
+        if frame
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::InvalidData)
+        {
+            self.stats.count(|s| s.requests_refused += 1);
+        }
+        frame
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<()>
@@ -221,9 +235,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_request_fails_its_stream() {
-        let mut codec = Codec::new(Limits {
-            max_frame_bytes: 16,
-        });
+        let stats = SharedStats::default();
+        let mut codec = Codec::new(
+            Limits {
+                max_frame_bytes: 16,
+            },
+            stats.clone(),
+        );
         let fits = Frame::Datagram(vec![7; 15]).encode();
         let read = codec
             .read_request(&PROTOCOL, &mut futures::io::Cursor::new(fits))
@@ -236,6 +254,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("longer than 16"), "{e}");
+        assert_eq!(stats.get().requests_refused, 1);
         let e = codec
             .read_response(&PROTOCOL, &mut futures::io::Cursor::new(vec![1]))
             .await

@@ -54,8 +54,10 @@ mod behaviour;
 pub mod codec;
 mod keep_alive;
 mod node;
+mod stats;
 mod transport;
 
-pub use behaviour::{Behaviour, Config, ConfigError, Event, Stats};
+pub use behaviour::{Behaviour, Config, ConfigError, Event};
 pub use node::{Node, NodeBuilder, StartError};
+pub use stats::{SharedStats, Stats};
 pub use transport::{Libp2p, SeedError};

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
-use crate::{Behaviour, Config, ConfigError, Libp2p, SeedError};
+use crate::{Behaviour, Config, ConfigError, Libp2p, SeedError, SharedStats, Stats};
 
 /// How long the swarm keeps running after the registry left, so that the
 /// leave reaches the wire before the connections close.
@@ -161,6 +161,7 @@ impl NodeBuilder {
         });
         let (dispatch, transport) =
             Behaviour::new(&keypair, self.config).map_err(StartError::Config)?;
+        let stats = dispatch.stats_handle();
         let mut swarm = SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_tcp(
@@ -194,6 +195,7 @@ impl NodeBuilder {
             registry,
             peer_id,
             listen_addrs,
+            stats,
             stop,
             task,
         })
@@ -308,6 +310,7 @@ pub struct Node {
     registry: Registry<Libp2p>,
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
+    stats: SharedStats,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -335,6 +338,12 @@ impl Node {
         self.registry.shutdown().await;
         let _ = self.stop.send(());
         let _ = self.task.await;
+    }
+
+    /// The behaviour's counters (gossip accepted, rejected, ignored...);
+    /// the node's own are in [`Registry::stats`].
+    pub fn behaviour_stats(&self) -> Stats {
+        self.stats.get()
     }
 
     /// The registry alone; the Swarm keeps running under it until the
