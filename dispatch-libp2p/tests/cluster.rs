@@ -178,3 +178,66 @@ async fn three_swarms_list_each_others_services_and_answer_calls() {
     b.registry.shutdown().await;
     c.registry.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_made_nodes_join_and_call_over_quic() {
+    let quic: Multiaddr = "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap();
+    let a = dispatch_libp2p::NodeBuilder::new(Builder::new().name("a"))
+        .listen(quic.clone())
+        .start()
+        .await
+        .unwrap();
+    let seed = a.listen_addrs()[0].clone();
+    assert!(
+        seed.iter()
+            .any(|p| p == libp2p::multiaddr::Protocol::QuicV1),
+        "{seed}"
+    );
+    let b = dispatch_libp2p::NodeBuilder::new(Builder::new().name("b"))
+        .listen(quic)
+        .seed(seed)
+        .start()
+        .await
+        .unwrap();
+    a.registry()
+        .add_service("uploader", "ua", whoami("a/ua"))
+        .await
+        .unwrap();
+    until("b to route to a's uploader", || {
+        b.registry()
+            .find_service("uploader", "k", Routing::OnlineOnly)
+            .is_ok()
+    })
+    .await;
+    let reply = b
+        .registry()
+        .client()
+        .call_raw("uploader", "k", b"x")
+        .await
+        .unwrap();
+    assert_eq!(reply, b"a/ua");
+    assert_eq!(a.registry().peers()[0].addr, b.peer_id());
+    b.shutdown().await;
+    until("a to hear b leave", || {
+        a.registry()
+            .peers()
+            .iter()
+            .all(|p| p.status != dispatch_std::PeerStatus::Up)
+    })
+    .await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_without_a_peer_id_is_refused_with_what_to_write() {
+    let e = dispatch_libp2p::NodeBuilder::new(Builder::new().name("a"))
+        .seed("/ip4/127.0.0.1/tcp/4001".parse().unwrap())
+        .start()
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("/ip4/127.0.0.1/tcp/4001") && msg.contains("/p2p/<peer id>"),
+        "{msg}"
+    );
+}
