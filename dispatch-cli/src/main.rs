@@ -16,8 +16,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use dispatch_libp2p::libp2p::Multiaddr;
+use dispatch_libp2p::NodeBuilder;
 use dispatch_std::control::{self, Command};
-use dispatch_std::{key_file, Builder, Registry, Request};
+use dispatch_std::{key_file, Builder, Registry, Request, Transport};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -126,6 +128,15 @@ struct KeygenArgs {
     id: Option<u8>,
 }
 
+/// The transports `dispatch node` runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TransportKind {
+    /// UDP datagrams.
+    Udp,
+    /// libp2p: gossipsub and request-response.
+    Libp2p,
+}
+
 /// Settings of `dispatch node`, applied in this order: the config file,
 /// then the `DISPATCH_*` variables, then these flags.
 #[derive(Debug, clap::Args)]
@@ -133,10 +144,22 @@ struct NodeArgs {
     /// A TOML file of settings (bind, seeds, name, cluster_id, periods).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// UDP address to bind.
+    /// How the node reaches its peers: `udp` (datagrams on one socket,
+    /// `--bind`), or `libp2p` (gossipsub and request-response over TCP
+    /// with noise and yamux, or QUIC; `--listen`).
+    #[arg(long, value_enum, default_value_t = TransportKind::Udp)]
+    transport: TransportKind,
+    /// UDP address to bind (`--transport udp`).
     #[arg(long)]
     bind: Option<String>,
-    /// A member of the cluster to join through (repeat for several).
+    /// A multiaddr to listen on (`--transport libp2p`; repeat for several),
+    /// e.g. /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1.
+    /// Default /ip4/127.0.0.1/tcp/0.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// A member of the cluster to join through (repeat for several): a
+    /// UDP `host:port`, or for libp2p a multiaddr ending in
+    /// /p2p/<peer id>, as that node prints at start.
     #[arg(long = "seed")]
     seeds: Vec<String>,
     /// The node's name, kept across restarts.
@@ -258,6 +281,22 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
         builder = builder.toml_file(path)?;
     }
     builder = builder.env()?;
+    match (args.transport, &args.bind, args.listen.first()) {
+        (TransportKind::Libp2p, Some(bind), _) => {
+            return Err(format!("--bind {bind}: a libp2p node listens on multiaddrs; write --listen /ip4/0.0.0.0/tcp/4001 (or drop --transport libp2p for a UDP node)").into())
+        }
+        (TransportKind::Udp, _, Some(listen)) => {
+            return Err(format!("--listen {listen}: a UDP node binds a socket address; write --bind 0.0.0.0:7400 (or add --transport libp2p)").into())
+        }
+        _ => {}
+    }
+    let mut listen = Vec::new();
+    for addr in &args.listen {
+        let parsed: Multiaddr = addr.parse().map_err(|e| {
+            format!("--listen {addr}: not a multiaddr ({e}); write it like /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1")
+        })?;
+        listen.push(parsed);
+    }
     if let Some(bind) = args.bind {
         builder = builder.bind(bind);
     }
@@ -300,23 +339,52 @@ async fn node(args: NodeArgs) -> Result<(), AnyError> {
     let control = TcpListener::bind(args.control)
         .await
         .map_err(|e| format!("control endpoint {}: {e}", args.control))?;
-    let control_addr = control.local_addr()?;
     let key_path = builder.key_file_path().map(Path::to_path_buf);
-    let registry = builder.start().await?;
+    match args.transport {
+        TransportKind::Udp => {
+            let registry = builder.start().await?;
+            let at = format!("udp {}", registry.local_addr());
+            serve(&registry, services, control, &at, key_path.as_deref()).await?;
+            registry.shutdown().await;
+            say(&format!("node {} left the cluster", registry.id().name));
+        }
+        TransportKind::Libp2p => {
+            let mut b = NodeBuilder::new(builder);
+            for addr in listen {
+                b = b.listen(addr);
+            }
+            let node = b.start().await?;
+            let addrs: Vec<String> = node.listen_addrs().iter().map(|a| a.to_string()).collect();
+            let at = format!("libp2p {}", addrs.join(" "));
+            serve(node.registry(), services, control, &at, key_path.as_deref()).await?;
+            let name = node.registry().id().name.to_string();
+            node.shutdown().await;
+            say(&format!("node {name} left the cluster"));
+        }
+    }
+    Ok(())
+}
+
+/// Registers the node's services, serves its control endpoint, says where
+/// it runs, and waits until it is told to stop (reading its key file again
+/// on each SIGHUP). The caller then leaves the cluster.
+async fn serve<T: Transport>(
+    registry: &Registry<T>,
+    services: Vec<(String, String)>,
+    control: TcpListener,
+    at: &str,
+    key_path: Option<&Path>,
+) -> Result<(), AnyError> {
     let name = registry.id().name.to_string();
     for (ty, id) in services {
         let handler = echo(name.clone(), id.clone());
         registry.add_service(&ty, &id, handler).await?;
     }
+    let control_addr = control.local_addr()?;
     let left = Arc::new(Notify::new());
     control::serve(registry.clone(), control, Arc::clone(&left));
-    say(&format!(
-        "node {name} udp {} control {control_addr}",
-        registry.local_addr()
-    ));
-    wait_for_stop(&left, || reload_keys(&registry, key_path.as_deref())).await;
-    registry.shutdown().await;
-    say(&format!("node {name} left the cluster"));
+    say(&format!("node {name} {at} control {control_addr}"));
+    wait_for_stop(&left, || reload_keys(registry, key_path)).await;
     Ok(())
 }
 
@@ -366,7 +434,7 @@ fn keygen(args: KeygenArgs) -> Result<(), AnyError> {
 
 /// Reads the key file again (on SIGHUP) and gives the node its keys; a
 /// file that does not read leaves the keys as they were.
-fn reload_keys(registry: &Registry, path: Option<&Path>) {
+fn reload_keys<T: Transport>(registry: &Registry<T>, path: Option<&Path>) {
     let Some(path) = path else {
         tracing::warn!(
             "SIGHUP: this node has no key file to read again (start it with --key-file)"

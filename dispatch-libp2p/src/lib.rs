@@ -57,6 +57,8 @@ mod node;
 mod stats;
 mod transport;
 
+pub use libp2p;
+
 pub use behaviour::{Behaviour, Config, ConfigError, Event};
 pub use node::{Node, NodeBuilder, StartError};
 pub use stats::{SharedStats, Stats};

@@ -48,6 +48,13 @@ pub enum StartError {
     Config(ConfigError),
     /// A seed names no peer.
     Seed(SeedError),
+    /// A seed given to the registry's builder is not a multiaddr.
+    SeedAddr {
+        /// The seed as written.
+        given: String,
+        /// Why it does not parse.
+        error: String,
+    },
     /// Listening on an address failed.
     Listen {
         /// The address given to [`NodeBuilder::listen`].
@@ -65,6 +72,10 @@ impl std::fmt::Display for StartError {
             StartError::Registry(e) => write!(f, "{e}"),
             StartError::Config(e) => write!(f, "{e}"),
             StartError::Seed(e) => write!(f, "{e}"),
+            StartError::SeedAddr { given, error } => write!(
+                f,
+                "seed `{given}` (from --seed, DISPATCH_SEEDS or the config file's `seeds`) is not a multiaddr ({error}): a libp2p node's seeds are written like /ip4/10.0.0.1/tcp/4001/p2p/<peer id>"
+            ),
             StartError::Listen { addr, error } => write!(
                 f,
                 "cannot listen on {addr}: {error} (give a local address such as /ip4/0.0.0.0/tcp/4001 or /ip4/127.0.0.1/udp/0/quic-v1)"
@@ -102,7 +113,10 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// A node with the registry settings of `registry` (name, cluster id,
-    /// timings, key file...; its UDP bind address and seeds are not used).
+    /// timings, key file, seeds, which must be multiaddrs; its UDP bind
+    /// address is not used). Like a UDP node, one listening beyond
+    /// loopback refuses to start without a cluster key unless `insecure`:
+    /// noise encrypts each connection, but anyone can connect and join.
     /// By default it listens on `/ip4/127.0.0.1/tcp/0` with a new identity.
     pub fn new(registry: dispatch_std::Builder) -> Self {
         NodeBuilder {
@@ -150,7 +164,27 @@ impl NodeBuilder {
 
     /// Builds the Swarm, listens, starts the registry over it and joins
     /// through the seeds. Must be called within a tokio runtime.
-    pub async fn start(self) -> Result<Node, StartError> {
+    pub async fn start(mut self) -> Result<Node, StartError> {
+        // Seeds given to the registry's builder (its TOML file's `seeds`,
+        // `DISPATCH_SEEDS`) are multiaddrs here.
+        for given in self.registry.seed_addrs() {
+            let addr = given.parse().map_err(|e| StartError::SeedAddr {
+                given: given.clone(),
+                error: format!("{e}"),
+            })?;
+            self.seeds.push(addr);
+        }
+        if self.listen.is_empty() {
+            self.listen.push(
+                "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .expect("a valid literal address"),
+            );
+        }
+        for addr in &self.listen {
+            self.registry
+                .check_exposure(&format!("listen address {addr}"), !is_loopback(addr))?;
+        }
         let keypair = self.keypair.unwrap_or_else(Keypair::generate_ed25519);
         let members = u32::try_from(self.config.max_members).unwrap_or(u32::MAX);
         let limits = self.limits.unwrap_or_else(|| {
@@ -178,14 +212,7 @@ impl NodeBuilder {
             .map_err(|e| StartError::Transport(e.to_string()))?
             .build();
         let peer_id = *swarm.local_peer_id();
-        let listen = if self.listen.is_empty() {
-            vec!["/ip4/127.0.0.1/tcp/0"
-                .parse()
-                .expect("a valid literal address")]
-        } else {
-            self.listen
-        };
-        let listen_addrs = listen_on(&mut swarm, &listen, peer_id).await?;
+        let listen_addrs = listen_on(&mut swarm, &self.listen, peer_id).await?;
         let seeds = transport.seeds(&self.seeds).map_err(StartError::Seed)?;
         let registry = self.registry.start_with(transport, seeds)?;
         info!(%peer_id, addrs = ?listen_addrs, "libp2p node listening");
@@ -199,6 +226,15 @@ impl NodeBuilder {
             stop,
             task,
         })
+    }
+}
+
+/// Whether `addr` is reachable from this host only.
+fn is_loopback(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => ip.is_loopback(),
+        Some(Protocol::Ip6(ip)) => ip.is_loopback(),
+        _ => false,
     }
 }
 

@@ -339,18 +339,7 @@ impl Builder {
         self.check()?;
         self.load_key_file()?;
         let bind = resolve(&self.bind).await?;
-        if !bind.ip().is_loopback() && self.config.keyring.is_none() && !self.insecure {
-            return Err(StartError::Setting {
-                source_name: format!("bind address {bind}"),
-                message: "it is reachable beyond this host, and the node has no cluster key: \
-                          anyone who reaches it could join the cluster, forge its services \
-                          and read its calls. Make a key with `dispatch keygen --out cluster.key`, \
-                          copy it to every node and give it with --key-file (DISPATCH_KEY_FILE, \
-                          key_file in TOML); or, on a network where every host is trusted, \
-                          pass --insecure"
-                    .into(),
-            });
-        }
+        self.check_exposure(&format!("bind address {bind}"), !bind.ip().is_loopback())?;
         let mut seeds = Vec::with_capacity(self.seeds.len());
         for seed in &self.seeds {
             seeds.push(resolve(seed).await?);
@@ -394,6 +383,34 @@ impl Builder {
         let key = config.keyring.as_ref().map(|k| k.primary().id());
         tracing::info!(node = %name, incarnation, addr = ?local_addr, seeds = seeds.len(), sealed_with_key = ?key, "node started");
         Ok(Registry::new(core, driver, local_addr))
+    }
+
+    /// Refuses a node reachable beyond this host (`beyond_loopback`, at
+    /// the address `what` names) that has no cluster key, unless it was
+    /// started [`insecure`](Builder::insecure). [`Builder::start`] checks its
+    /// bind address; another transport checks its listen addresses.
+    pub fn check_exposure(&self, what: &str, beyond_loopback: bool) -> Result<(), StartError> {
+        let keyed = self.config.keyring.is_some() || self.key_file.is_some();
+        if !beyond_loopback || keyed || self.insecure {
+            return Ok(());
+        }
+        Err(StartError::Setting {
+            source_name: what.to_string(),
+            message: "it is reachable beyond this host, and the node has no cluster key: \
+                      anyone who reaches it could join the cluster, forge its services \
+                      and read its calls. Make a key with `dispatch keygen --out cluster.key`, \
+                      copy it to every node and give it with --key-file (DISPATCH_KEY_FILE, \
+                      key_file in TOML); or, on a network where every host is trusted, \
+                      pass --insecure"
+                .into(),
+        })
+    }
+
+    /// The seeds given so far (flags, `DISPATCH_SEEDS`, the TOML file's
+    /// `seeds`), as written. [`Builder::start`] resolves them as UDP
+    /// addresses; another transport parses them its own way.
+    pub fn seed_addrs(&self) -> &[String] {
+        &self.seeds
     }
 
     /// Checks the settings without starting anything.

@@ -194,7 +194,7 @@ async fn answer<T: Transport>(registry: &Registry<T>, cmd: Command) -> Result<Va
                     json!({
                         "name": &*p.id.name,
                         "incarnation": p.id.incarnation,
-                        "addr": format!("{:?}", p.addr),
+                        "addr": p.addr.to_string(),
                         "up": p.status == PeerStatus::Up,
                     })
                 })

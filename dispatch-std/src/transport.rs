@@ -20,8 +20,17 @@ use tokio::net::UdpSocket;
 /// be cancel-safe: a `recv` future dropped before it completes loses no
 /// datagram. `send` may be called from several tasks at once.
 pub trait Transport: Send + Sync + 'static {
-    /// A peer's address, as the core stores and gossips it.
-    type Addr: Clone + Ord + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// A peer's address, as the core stores and gossips it, and as the
+    /// `dispatch` program shows it (`Display`).
+    type Addr: Clone
+        + Ord
+        + fmt::Debug
+        + fmt::Display
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
 
     /// Receives the next datagram into `buf`: its length and its sender.
     fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<(usize, Self::Addr)>> + Send;
