@@ -1,4 +1,5 @@
-//! Three `dispatch node` processes on loopback: a node killed with SIGKILL
+//! Three `dispatch node` processes on loopback, over UDP and over libp2p
+//! (`--transport libp2p`): a node killed with SIGKILL
 //! leaves the others within the down period; restarted under its name it
 //! leaves no zombie entry; a node stopped gracefully, by `dispatch leave` or
 //! by SIGTERM as a service manager stops it, leaves at once. Keyed nodes
@@ -20,34 +21,38 @@ const PATIENCE: Duration = Duration::from_secs(30);
 struct NodeProcess {
     name: String,
     child: Child,
-    udp: SocketAddr,
+    /// Where others seed from: a UDP address, or a libp2p multiaddr.
+    addr: String,
     control: SocketAddr,
 }
 
+/// The transports the program runs nodes over.
+#[derive(Debug, Clone, Copy)]
+enum Over {
+    Udp,
+    Libp2p,
+}
+
 impl NodeProcess {
-    fn start(name: &str, seed: Option<SocketAddr>) -> Self {
-        Self::start_with(name, seed, &[])
+    fn start_with(name: &str, seed: Option<&str>, extra: &[&str]) -> Self {
+        Self::start_over(Over::Udp, name, seed, extra)
     }
 
-    fn start_with(name: &str, seed: Option<SocketAddr>, extra: &[&str]) -> Self {
+    fn start_over(over: Over, name: &str, seed: Option<&str>, extra: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatch"));
-        cmd.args([
-            "node",
-            "--name",
-            name,
-            "--bind",
-            "127.0.0.1:0",
-            "--control",
-            "127.0.0.1:0",
-        ])
-        .args(["--heartbeat-period", "200ms", "--down-after", "2s"])
-        .args(["--service", &format!("uploader:{name}-u")])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.args(["node", "--name", name, "--control", "127.0.0.1:0"]);
+        match over {
+            Over::Udp => cmd.args(["--bind", "127.0.0.1:0"]),
+            Over::Libp2p => cmd.args(["--transport", "libp2p", "--listen", "/ip4/127.0.0.1/tcp/0"]),
+        };
+        cmd.args(["--heartbeat-period", "200ms", "--down-after", "2s"])
+            .args(["--service", &format!("uploader:{name}-u")])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         if let Some(seed) = seed {
-            cmd.args(["--seed", &seed.to_string()]);
+            cmd.args(["--seed", seed]);
         }
         let mut child = cmd.spawn().expect("the dispatch binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -55,17 +60,18 @@ impl NodeProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("the node prints its addresses");
-        // "node NAME udp ADDR control ADDR"
+        // "node NAME udp ADDR control ADDR", or "node NAME libp2p
+        // MULTIADDR... control ADDR"
         let words: Vec<&str> = line.split_whitespace().collect();
         assert!(
-            words.len() == 6 && words[0] == "node",
+            words.len() >= 6 && words[0] == "node" && words[words.len() - 2] == "control",
             "unexpected first line: {line:?}"
         );
         NodeProcess {
             name: name.into(),
             child,
-            udp: words[3].parse().unwrap(),
-            control: words[5].parse().unwrap(),
+            addr: words[3].to_string(),
+            control: words[words.len() - 1].parse().unwrap(),
         }
     }
 
@@ -172,10 +178,19 @@ async fn until_listed(nodes: &[&NodeProcess], want: &[&str]) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_restarted_and_stopped_node_processes() {
-    let n1 = NodeProcess::start("n1", None);
-    let n2 = NodeProcess::start("n2", Some(n1.udp));
-    let mut n3 = NodeProcess::start("n3", Some(n1.udp));
+async fn killed_restarted_and_stopped_node_processes_over_udp() {
+    killed_restarted_and_stopped(Over::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_restarted_and_stopped_node_processes_over_libp2p() {
+    killed_restarted_and_stopped(Over::Libp2p).await;
+}
+
+async fn killed_restarted_and_stopped(over: Over) {
+    let n1 = NodeProcess::start_over(over, "n1", None, &[]);
+    let n2 = NodeProcess::start_over(over, "n2", Some(&n1.addr), &[]);
+    let mut n3 = NodeProcess::start_over(over, "n3", Some(&n1.addr), &[]);
     until_listed(&[&n1, &n2, &n3], &["n1-u", "n2-u", "n3-u"]).await;
     let old = n3
         .uploaders()
@@ -208,7 +223,7 @@ async fn killed_restarted_and_stopped_node_processes() {
     assert!(took < DOWN_AFTER + Duration::from_secs(3), "took {took:?}");
 
     // Restarted under its name: listed once, as the new incarnation.
-    n3 = NodeProcess::start("n3", Some(n1.udp));
+    n3 = NodeProcess::start_over(over, "n3", Some(&n1.addr), &[]);
     until_listed(&[&n1, &n2, &n3], &["n1-u", "n2-u", "n3-u"]).await;
     for n in [&n1, &n2, &n3] {
         let entries: Vec<(String, u64)> = n
@@ -262,7 +277,7 @@ async fn key_files_rotate_on_sighup_with_the_nodes_running() {
     std::fs::copy(&f1, &f2).unwrap();
     std::fs::copy(&f1, &old).unwrap();
     let k1 = NodeProcess::start_with("k1", None, &["--key-file", &f1]);
-    let k2 = NodeProcess::start_with("k2", Some(k1.udp), &["--key-file", &f2]);
+    let k2 = NodeProcess::start_with("k2", Some(&k1.addr), &["--key-file", &f2]);
     until_listed(&[&k1, &k2], &["k1-u", "k2-u"]).await;
     let keys = |primary: u64, accepted: &'static [u64]| {
         move |s: &Value| {
@@ -322,7 +337,7 @@ async fn key_files_rotate_on_sighup_with_the_nodes_running() {
     }
 
     // A node that kept only the retired key is refused.
-    let k3 = NodeProcess::start_with("k3", Some(k1.udp), &["--key-file", &old]);
+    let k3 = NodeProcess::start_with("k3", Some(&k1.addr), &["--key-file", &old]);
     until_stats(&[&k1], "k1 to refuse the retired key", |s| {
         s["dropped_by_reason"]["UnknownKey"].as_u64().unwrap_or(0) >= 1
     })
