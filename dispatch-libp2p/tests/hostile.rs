@@ -1,7 +1,8 @@
 //! A libp2p peer that is not a Dispatch node joins the cluster's topic and
 //! publishes junk, another cluster's datagrams and an oversized message,
 //! and sends junk requests. Each is refused and counted, none is forwarded
-//! to the other subscribers, and the Dispatch nodes keep serving.
+//! to the other subscribers (while the node, set to relay, forwards real
+//! Dispatch messages), and the Dispatch nodes keep serving.
 
 #[path = "../../dispatch-std/tests/support/mod.rs"]
 mod support;
@@ -198,7 +199,17 @@ async fn hear_from(heard: &mut Heard, author: PeerId, seen: &mut Vec<Option<Peer
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_from_a_non_dispatch_peer_is_refused_counted_and_not_forwarded() {
-    let a = NodeBuilder::new(quick("a")).start().await.unwrap();
+    // a relays gossip (it does not by default: every member is connected
+    // to every other), so that what it forwards and what it holds back show.
+    let relaying = dispatch_libp2p::Config {
+        mesh_peers: 2,
+        ..dispatch_libp2p::Config::default()
+    };
+    let a = NodeBuilder::new(quick("a"))
+        .config(relaying)
+        .start()
+        .await
+        .unwrap();
     let b = NodeBuilder::new(quick("b"))
         .seed(a.listen_addrs()[0].clone())
         .start()
