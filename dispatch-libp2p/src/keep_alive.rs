@@ -1,8 +1,10 @@
 //! Keeps connections to cluster members open.
 //!
-//! libp2p closes a connection once no handler wants it (after the swarm's
-//! idle timeout, 10 s by default unless the user changes it), and
-//! gossipsub keeps only its mesh peers. A node must stay connected to every
+//! libp2p closes a connection once no handler wants it and no stream is
+//! open (after the swarm's idle timeout, 10 s by default unless the user
+//! changes it). Gossipsub asks to keep only its mesh peers; with
+//! libp2p-swarm 0.48 its long-lived streams happen to hold every
+//! subscribed peer's connection too, but that is not its contract. A node must stay connected to every
 //! member: its calls, catch-ups and heartbeats go there. This behaviour
 //! opens no stream; its handler only says "keep alive" on the connections
 //! of peers the [`Behaviour`](crate::Behaviour) marked as members, and

@@ -1,7 +1,8 @@
 //! Three swarms in one process, on loopback TCP, each with Dispatch's
 //! behaviour: they find each other from one seed each, list each other's
 //! services, route keys alike, answer calls, and a graceful leave removes a
-//! node's services everywhere.
+//! node's services everywhere. Their swarms close idle connections after
+//! 300 ms, and the members' connections stay open regardless.
 
 use std::time::{Duration, Instant};
 
@@ -10,12 +11,18 @@ use dispatch_std::{Builder, Registry, Request, Routing, ServiceEvent, State};
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use tokio::sync::mpsc;
 
-/// A node: its registry, and the full address others seed with.
+/// How long the test swarms keep a connection no handler wants.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A node: its registry, the full address others seed with, and the peers
+/// of the connections its swarm closed.
 struct Node {
     registry: Registry<Libp2p>,
     addr: Multiaddr,
     peer: PeerId,
+    closed: mpsc::UnboundedReceiver<PeerId>,
 }
 
 async fn node(name: &str, seeds: &[&Multiaddr]) -> Node {
@@ -34,6 +41,7 @@ async fn node(name: &str, seeds: &[&Multiaddr]) -> Node {
             behaviour
         })
         .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     let peer = *swarm.local_peer_id();
     swarm
@@ -51,15 +59,19 @@ async fn node(name: &str, seeds: &[&Multiaddr]) -> Node {
         .down_after(Duration::from_secs(3))
         .start_with(transport, seeds)
         .unwrap();
+    let (closed_tx, closed) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            swarm.select_next_some().await;
+            if let SwarmEvent::ConnectionClosed { peer_id, .. } = swarm.select_next_some().await {
+                let _ = closed_tx.send(peer_id);
+            }
         }
     });
     Node {
         registry,
         addr,
         peer,
+        closed,
     }
 }
 
@@ -240,4 +252,77 @@ async fn a_seed_without_a_peer_id_is_refused_with_what_to_write() {
         msg.contains("/ip4/127.0.0.1/tcp/4001") && msg.contains("/p2p/<peer id>"),
         "{msg}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_stay_connected_while_idle_and_other_connections_close() {
+    let a = node("a", &[]).await;
+    let mut b = node("b", &[&a.addr]).await;
+    until("a and b to know each other", || {
+        a.registry.peers().len() == 1 && b.registry.peers().len() == 1
+    })
+    .await;
+    a.registry
+        .add_service("uploader", "ua", whoami("a/ua"))
+        .await
+        .unwrap();
+
+    // A peer that speaks no Dispatch (nor anything else) connects to b:
+    // its idle connection closes as it would without Dispatch.
+    let mut other = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p::swarm::dummy::Behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let other_id = *other.local_peer_id();
+    other.dial(b.addr.clone()).unwrap();
+    tokio::spawn(async move {
+        loop {
+            other.select_next_some().await;
+        }
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if b.closed.recv().await == Some(other_id) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "b kept an idle connection to a peer outside the cluster"
+    );
+
+    // Meanwhile, and for ten more idle timeouts with nothing to send but
+    // heartbeats, the members' connection stays open. (A span of time is
+    // the only way to show that something does not happen. Gossipsub's
+    // open streams hold it today as well as Dispatch's keep-alive, so this
+    // shows what a user relies on, not which of the two provides it.)
+    tokio::time::sleep(IDLE_TIMEOUT * 10).await;
+    let mut closed_members = Vec::new();
+    while let Ok(p) = b.closed.try_recv() {
+        closed_members.push(p);
+    }
+    assert!(
+        !closed_members.contains(&a.peer),
+        "b closed its connection to the member a"
+    );
+    let reply = b
+        .registry
+        .client()
+        .call_raw("uploader", "k", b"x")
+        .await
+        .unwrap();
+    assert_eq!(reply, b"a/ua");
+    assert_eq!(b.registry.peers()[0].status, dispatch_std::PeerStatus::Up);
+    a.registry.shutdown().await;
+    b.registry.shutdown().await;
 }
