@@ -24,26 +24,26 @@
 //! calls per second at least half of UDP's; libp2p idle traffic at most
 //! twice UDP's.
 
+#[path = "../../dispatch-std/examples/measure/mod.rs"]
+mod measure;
+
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use dispatch_libp2p::{Behaviour, Config, Libp2p};
-use dispatch_std::{Builder, Registry, Request, Routing, ServiceEvent, Transport};
+use dispatch_std::{Builder, Registry, Transport};
 use futures::{AsyncRead, AsyncWrite, StreamExt};
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::Transport as _;
 use libp2p::core::upgrade;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
-use tokio::sync::Notify;
-
-/// The small request of the call measurement.
-const PAYLOAD: [u8; 32] = [7; 32];
+use measure::{percentiles, visibility, wait};
 
 struct Plan {
     visibility_samples: usize,
@@ -208,11 +208,11 @@ async fn measure<T: Transport>(
         nodes.iter().all(|x| x.peers().len() == n - 1)
     })
     .await;
-    let mut fresh = visibility(nodes, plan.visibility_samples, "fresh").await;
+    let mut fresh = visibility(nodes, plan.visibility_samples, "visibility-fresh").await;
     tokio::time::sleep(plan.settle).await;
-    let mut settled = visibility(nodes, plan.visibility_samples, "settled").await;
-    let mut call_us = calls(nodes, plan.call_time).await;
-    let calls_per_sec = call_us.len() as f64 / plan.call_time.as_secs_f64();
+    let mut settled = visibility(nodes, plan.visibility_samples, "visibility-settled").await;
+    let (mut call_us, secs, _) = measure::calls(nodes, plan.call_time, || (0, 0)).await;
+    let calls_per_sec = call_us.len() as f64 / secs;
     // Idle: nothing changes; only heartbeats (and libp2p's own upkeep).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = sent();
@@ -326,115 +326,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-/// Milliseconds from `add_service` on one node until every node's
-/// subscription has heard the join, over `samples` instances added on the
-/// nodes in turn.
-async fn visibility<T: Transport>(nodes: &[Registry<T>], samples: usize, label: &str) -> Vec<f64> {
-    let ty = format!("visibility-{label}");
-    let heard: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
-    let joined = Arc::new(Notify::new());
-    let mut readers = Vec::new();
-    for node in nodes {
-        let mut events = node.subscribe(&ty);
-        let (heard, joined) = (Arc::clone(&heard), Arc::clone(&joined));
-        readers.push(tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if let ServiceEvent::Joined(s) = event {
-                    let at = Instant::now();
-                    heard
-                        .lock()
-                        .unwrap()
-                        .entry(s.id.to_string())
-                        .or_default()
-                        .push(at);
-                    joined.notify_one();
-                }
-            }
-        }));
-    }
-    let mut times = Vec::with_capacity(samples);
-    for k in 0..samples {
-        let node = &nodes[k % nodes.len()];
-        let id = format!("i{k}");
-        let t0 = Instant::now();
-        node.add_service(&ty, &id, |_: Request| std::future::ready(Vec::new()))
-            .await
-            .expect("add");
-        let deadline = t0 + Duration::from_secs(10);
-        loop {
-            let last = {
-                let heard = heard.lock().unwrap();
-                heard
-                    .get(&id)
-                    .filter(|v| v.len() == nodes.len())
-                    .and_then(|v| v.iter().max().copied())
-            };
-            if let Some(last) = last {
-                times.push(last.duration_since(t0).as_secs_f64() * 1e3);
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance {id} never reached every node"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(5), joined.notified()).await;
-        }
-        node.remove_service(&ty, &id).await.expect("remove");
-        wait("the instance to leave everywhere", || {
-            nodes.iter().all(|x| x.get_services(&ty).is_empty())
-        })
-        .await;
-    }
-    for r in readers {
-        r.abort();
-    }
-    times
-}
-
-/// Sequential calls of a small request from one node to an instance on
-/// another for `time`; their round trips in microseconds.
-async fn calls<T: Transport>(nodes: &[Registry<T>], time: Duration) -> Vec<f64> {
-    let echo = |r: Request| std::future::ready(r.payload);
-    nodes[1].add_service("echo", "e1", echo).await.expect("add");
-    let caller = &nodes[0];
-    wait("the echo instance to be routable", || {
-        caller
-            .find_service("echo", "k", Routing::OnlineOnly)
-            .is_ok()
-    })
-    .await;
-    let client = caller.client().timeout(Duration::from_secs(2));
-    for _ in 0..100 {
-        client
-            .call_raw("echo", "k", &PAYLOAD)
-            .await
-            .expect("warm-up call");
-    }
-    let mut latencies = Vec::new();
-    let started = Instant::now();
-    while started.elapsed() < time {
-        let t = Instant::now();
-        let reply = client.call_raw("echo", "k", &PAYLOAD).await.expect("call");
-        latencies.push(t.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(reply.len(), PAYLOAD.len());
-    }
-    nodes[1].remove_service("echo", "e1").await.expect("remove");
-    latencies
-}
-
-fn percentiles(v: &mut [f64]) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-async fn wait(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

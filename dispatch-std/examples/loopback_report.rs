@@ -21,17 +21,15 @@
 //! Goals: visibility p99 under 20 ms at 16 nodes; calls at least half the
 //! echo's rate; sealed calls at least 0.8 of the clear ones.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+#[path = "measure/mod.rs"]
+mod measure;
+
 use std::time::{Duration, Instant};
 
 use dispatch_std::dispatch_core::keyring::{Key, Keyring};
-use dispatch_std::{Builder, Registry, Request, Routing, ServiceEvent};
+use dispatch_std::{Builder, Registry};
+use measure::{percentiles, visibility, wait, PAYLOAD};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
-
-/// The small request of the call and echo measurements.
-const PAYLOAD: [u8; 32] = [7; 32];
 
 struct Plan {
     visibility_samples: usize,
@@ -163,9 +161,26 @@ async fn measure(n: usize, plan: &Plan) -> [Results; 2] {
                 node.set_keyring(keyed.then(|| keyring.clone()));
             }
             let g = &mut gathered[usize::from(keyed)];
-            g.visibility_ms
-                .extend(visibility(&nodes, plan.visibility_samples.div_ceil(ROUNDS)).await);
-            calls(&nodes, per_round, g).await;
+            g.visibility_ms.extend(
+                visibility(
+                    &nodes,
+                    plan.visibility_samples.div_ceil(ROUNDS),
+                    "visibility",
+                )
+                .await,
+            );
+            let sent = || {
+                nodes.iter().fold((0, 0), |(b, d), x| {
+                    let s = x.stats().node;
+                    (b + s.bytes_out, d + s.datagrams_out)
+                })
+            };
+            let (latencies, secs, (bytes, datagrams)) =
+                measure::calls(&nodes, per_round, sent).await;
+            g.call_us.extend(latencies);
+            g.call_secs += secs;
+            g.bytes += bytes;
+            g.datagrams += datagrams;
             let started = Instant::now();
             g.echoes += echo(per_round).await;
             g.echo_secs += started.elapsed().as_secs_f64();
@@ -199,121 +214,6 @@ async fn start_cluster(n: usize) -> Vec<Registry> {
     nodes
 }
 
-/// Milliseconds from `add_service` on one node until every node's
-/// subscription has heard the join, over `samples` instances added on the
-/// nodes in turn.
-async fn visibility(nodes: &[Registry], samples: usize) -> Vec<f64> {
-    // When each node heard each instance join, and a wake-up per join.
-    let heard: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
-    let joined = Arc::new(Notify::new());
-    let mut readers = Vec::new();
-    for node in nodes {
-        let mut events = node.subscribe("visibility");
-        let (heard, joined) = (Arc::clone(&heard), Arc::clone(&joined));
-        readers.push(tokio::spawn(async move {
-            while let Some(event) = events.next().await {
-                if let ServiceEvent::Joined(s) = event {
-                    let at = Instant::now();
-                    heard
-                        .lock()
-                        .unwrap()
-                        .entry(s.id.to_string())
-                        .or_default()
-                        .push(at);
-                    joined.notify_one();
-                }
-            }
-        }));
-    }
-    let mut times = Vec::with_capacity(samples);
-    for k in 0..samples {
-        let node = &nodes[k % nodes.len()];
-        let id = format!("i{k}");
-        let t0 = Instant::now();
-        node.add_service("visibility", &id, |_: Request| {
-            std::future::ready(Vec::new())
-        })
-        .await
-        .expect("add");
-        let deadline = t0 + Duration::from_secs(10);
-        loop {
-            let last = {
-                let heard = heard.lock().unwrap();
-                heard
-                    .get(&id)
-                    .filter(|v| v.len() == nodes.len())
-                    .and_then(|v| v.iter().max().copied())
-            };
-            if let Some(last) = last {
-                times.push(last.duration_since(t0).as_secs_f64() * 1e3);
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance {id} never reached every node"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(5), joined.notified()).await;
-        }
-        node.remove_service("visibility", &id)
-            .await
-            .expect("remove");
-        wait("the instance to leave everywhere", || {
-            nodes
-                .iter()
-                .all(|x| x.get_services("visibility").is_empty())
-        })
-        .await;
-    }
-    for r in readers {
-        r.abort();
-    }
-    times
-}
-
-/// Sequential calls of a small request from one node to an instance on
-/// another for `time`, gathered into `g`: their round trips in
-/// microseconds, the time they took, and the bytes and datagrams the
-/// cluster sent meanwhile.
-async fn calls(nodes: &[Registry], time: Duration, g: &mut Gathered) {
-    let echo = |r: Request| std::future::ready(r.payload);
-    nodes[1].add_service("echo", "e1", echo).await.expect("add");
-    let caller = &nodes[0];
-    wait("the echo instance to be routable", || {
-        caller
-            .find_service("echo", "k", Routing::OnlineOnly)
-            .is_ok()
-    })
-    .await;
-    let client = caller.client().timeout(Duration::from_secs(2));
-    for _ in 0..100 {
-        client
-            .call_raw("echo", "k", &PAYLOAD)
-            .await
-            .expect("warm-up call");
-    }
-    let sent = || -> (u64, u64) {
-        nodes.iter().fold((0, 0), |(b, d), x| {
-            let s = x.stats().node;
-            (b + s.bytes_out, d + s.datagrams_out)
-        })
-    };
-    let before = sent();
-    let mut latencies = Vec::new();
-    let started = Instant::now();
-    while started.elapsed() < time {
-        let t = Instant::now();
-        let reply = client.call_raw("echo", "k", &PAYLOAD).await.expect("call");
-        latencies.push(t.elapsed().as_secs_f64() * 1e6);
-        assert_eq!(reply.len(), PAYLOAD.len());
-    }
-    g.call_secs += started.elapsed().as_secs_f64();
-    g.call_us.extend(latencies);
-    let after = sent();
-    g.bytes += after.0 - before.0;
-    g.datagrams += after.1 - before.1;
-    nodes[1].remove_service("echo", "e1").await.expect("remove");
-}
-
 /// Round trips of the same payload between two plain tokio UDP sockets,
 /// one answering the other, for `time`.
 async fn echo(time: Duration) -> u64 {
@@ -344,18 +244,4 @@ async fn echo(time: Duration) -> u64 {
     }
     answering.abort();
     count
-}
-
-fn percentiles(v: &mut [f64]) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
-}
-
-async fn wait(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
