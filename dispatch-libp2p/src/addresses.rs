@@ -6,7 +6,7 @@
 //! [`MAX_LISTED_ADDRS`] addresses each, and a full book makes room by
 //! forgetting a peer that is not connected.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use libp2p::{Multiaddr, PeerId};
 
@@ -33,15 +33,10 @@ impl AddressBook {
         &mut self,
         peer: PeerId,
         addr: Multiaddr,
-        connected: &HashSet<PeerId>,
+        is_connected: impl Fn(&PeerId) -> bool,
     ) -> bool {
         if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= self.capacity {
-            let Some(spare) = self
-                .by_peer
-                .keys()
-                .find(|p| !connected.contains(p))
-                .copied()
-            else {
+            let Some(spare) = self.by_peer.keys().find(|p| !is_connected(p)).copied() else {
                 return false;
             };
             self.by_peer.remove(&spare);
@@ -77,6 +72,7 @@ impl AddressBook {
 mod tests {
     use super::*;
     use libp2p::identity::Keypair;
+    use std::collections::HashSet;
 
     fn peer() -> PeerId {
         Keypair::generate_ed25519().public().to_peer_id()
@@ -88,14 +84,17 @@ mod tests {
         let (a, b, c) = (peer(), peer(), peer());
         let mut book = AddressBook::new(2);
         let mut connected = HashSet::from([a]);
-        assert!(book.add(a, addr.clone(), &connected));
-        assert!(book.add(b, addr.clone(), &connected));
-        assert!(book.add(c, addr.clone(), &connected));
+        assert!(book.add(a, addr.clone(), |p| connected.contains(p)));
+        assert!(book.add(b, addr.clone(), |p| connected.contains(p)));
+        assert!(book.add(c, addr.clone(), |p| connected.contains(p)));
         assert_eq!(book.len(), 2);
         assert!(!book.get(&a).is_empty(), "the connected peer is kept");
         assert!(book.get(&b).is_empty(), "the disconnected one made room");
         connected.insert(c);
-        assert!(!book.add(peer(), addr, &connected), "no room left");
+        assert!(
+            !book.add(peer(), addr, |p| connected.contains(p)),
+            "no room left"
+        );
         assert_eq!(book.len(), 2);
     }
 
@@ -103,12 +102,11 @@ mod tests {
     fn addresses_per_peer_are_bounded_and_freshest_first() {
         let p = peer();
         let mut book = AddressBook::new(4);
-        let none = HashSet::new();
         for port in 0..20u16 {
             book.add(
                 p,
                 format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap(),
-                &none,
+                |_| false,
             );
         }
         assert_eq!(book.get(&p).len(), MAX_LISTED_ADDRS);

@@ -18,14 +18,14 @@
 //! Our gossipsub speaks `/dispatch/meshsub/…` rather than `/meshsub/…`, so
 //! it does not meet a gossipsub of the user's in the same Swarm.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dispatch_std::dispatch_core::transmit::Destination;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint};
-use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, TopicHash};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -151,7 +151,6 @@ pub struct Behaviour {
     addresses: AddressBook,
     /// Our own listen and confirmed external addresses, sent in peer lists.
     own: Vec<Multiaddr>,
-    connected: HashSet<PeerId>,
     stats: SharedStats,
     pending: VecDeque<ToSwarm<Event, THandlerInEvent<Inner>>>,
     /// Set once the transport is gone.
@@ -163,7 +162,7 @@ impl std::fmt::Debug for Behaviour {
         f.debug_struct("Behaviour")
             .field("local", &self.local)
             .field("topic", &self.topic.as_ref().map(|t| t.to_string()))
-            .field("connected", &self.connected.len())
+            .field("connected", &self.inner.keep_alive.connected_peers())
             .field("addresses", &self.addresses.len())
             .field("stats", &self.stats.get())
             .finish_non_exhaustive()
@@ -247,7 +246,6 @@ impl Behaviour {
             topic: None,
             ends,
             own: Vec::new(),
-            connected: HashSet::new(),
             stats,
             pending: VecDeque::new(),
             closed: false,
@@ -273,9 +271,11 @@ impl Behaviour {
 
     /// Peers connected to this node that joined the cluster's topic.
     pub fn members(&self) -> impl Iterator<Item = &PeerId> {
-        self.connected
-            .iter()
-            .filter(|p| self.inner.keep_alive.is_member(p))
+        self.inner.keep_alive.connected_members()
+    }
+
+    fn is_our_topic(&self, topic: &TopicHash) -> bool {
+        self.topic.as_ref().is_some_and(|t| t.hash() == *topic)
     }
 
     fn on_command(&mut self, command: Command) {
@@ -308,14 +308,16 @@ impl Behaviour {
                 }
             }
             Command::Seed(peer, addr) => {
-                self.addresses.add(peer, addr, &self.connected);
+                let keep_alive = &self.inner.keep_alive;
+                self.addresses
+                    .add(peer, addr, |p| keep_alive.is_connected(p));
                 self.dial(peer);
             }
         }
     }
 
     fn dial(&mut self, peer: PeerId) {
-        if peer == self.local || self.connected.contains(&peer) {
+        if peer == self.local || self.inner.keep_alive.is_connected(&peer) {
             return;
         }
         let addrs = self.addresses.get(&peer).to_vec();
@@ -346,11 +348,7 @@ impl Behaviour {
         if let Err(e) = self.ends.inbox.try_send(incoming) {
             self.stats.count(|s| s.inbox_full += 1);
             if let Some(gossip) = e.into_inner().gossip {
-                self.inner.gossipsub.report_message_validation_result(
-                    &gossip.id,
-                    &gossip.via,
-                    MessageAcceptance::Ignore,
-                );
+                self.on_verdict(gossip, MessageAcceptance::Ignore);
             }
         }
     }
@@ -366,7 +364,7 @@ impl Behaviour {
                     id: message_id,
                     via: propagation_source,
                 };
-                let ours = self.topic.as_ref().map(|t| t.hash()) == Some(message.topic.clone());
+                let ours = self.is_our_topic(&message.topic);
                 match message.source {
                     Some(_) if message.data.len() > self.config.max_datagram_bytes => {
                         self.stats.count(|s| s.gossip_oversized += 1);
@@ -386,7 +384,7 @@ impl Behaviour {
                 }
             }
             InnerEvent::Gossip(gossipsub::Event::Subscribed { peer_id, topic }) => {
-                if self.topic.as_ref().map(|t| t.hash()) == Some(topic) {
+                if self.is_our_topic(&topic) {
                     self.inner.keep_alive.set_member(peer_id, true);
                     let list = self.peer_list();
                     self.inner.requests.send_request(&peer_id, list);
@@ -395,7 +393,7 @@ impl Behaviour {
                 }
             }
             InnerEvent::Gossip(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
-                if self.topic.as_ref().map(|t| t.hash()) == Some(topic) {
+                if self.is_our_topic(&topic) {
                     self.inner.keep_alive.set_member(peer_id, false);
                     self.pending
                         .push_back(ToSwarm::GenerateEvent(Event::NoLongerMember(peer_id)));
@@ -473,8 +471,10 @@ impl Behaviour {
                 continue;
             }
             let before = self.addresses.get(&peer).to_vec();
+            let keep_alive = &self.inner.keep_alive;
             for addr in addrs.into_iter().rev() {
-                self.addresses.add(peer, addr, &self.connected);
+                self.addresses
+                    .add(peer, addr, |p| keep_alive.is_connected(p));
             }
             if peer == from && self.addresses.get(&peer) != before.as_slice() {
                 let entry = Frame::Peers(vec![(peer, self.addresses.get(&peer).to_vec())]);
@@ -483,7 +483,7 @@ impl Behaviour {
                     self.inner.requests.send_request(&member, entry.clone());
                 }
             }
-            if self.connected.len() < self.config.max_members {
+            if self.inner.keep_alive.connected_peers() < self.config.max_members {
                 self.dial(peer);
             }
         }
@@ -548,16 +548,16 @@ impl NetworkBehaviour for Behaviour {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
+        // The inner behaviours first: the keep-alive then counts a new
+        // connection before the address book asks who is connected.
+        self.inner.on_swarm_event(event);
         match &event {
             FromSwarm::ConnectionEstablished(e) => {
-                self.connected.insert(e.peer_id);
                 if let ConnectedPoint::Dialer { address, .. } = e.endpoint {
+                    let keep_alive = &self.inner.keep_alive;
                     self.addresses
-                        .add(e.peer_id, address.clone(), &self.connected);
+                        .add(e.peer_id, address.clone(), |p| keep_alive.is_connected(p));
                 }
-            }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.connected.remove(&e.peer_id);
             }
             FromSwarm::DialFailure(e) => {
                 // Addresses that failed at the transport are not tried again.
@@ -577,7 +577,6 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::ExternalAddrExpired(e) => self.own.retain(|a| a != e.addr),
             _ => {}
         }
-        self.inner.on_swarm_event(event);
     }
 
     fn on_connection_handler_event(

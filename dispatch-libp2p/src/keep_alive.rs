@@ -1,4 +1,5 @@
-//! Keeps connections to cluster members open.
+//! Keeps connections to cluster members open, and knows which peers the
+//! swarm is connected to.
 //!
 //! libp2p closes a connection once no handler wants it and no stream is
 //! open (after the swarm's idle timeout, 10 s by default unless the user
@@ -55,13 +56,24 @@ impl KeepAlive {
         }
     }
 
-    /// Whether `peer` is marked as a member.
-    pub(crate) fn is_member(&self, peer: &PeerId) -> bool {
-        self.members.contains(peer)
+    /// Whether the swarm holds a connection to `peer`.
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
+        self.connections.contains_key(peer)
     }
 
-    fn handler(&mut self, peer: PeerId, id: ConnectionId) -> Handler {
-        self.connections.entry(peer).or_default().push(id);
+    /// How many peers the swarm holds connections to.
+    pub(crate) fn connected_peers(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Connected peers marked as members.
+    pub(crate) fn connected_members(&self) -> impl Iterator<Item = &PeerId> {
+        self.members
+            .iter()
+            .filter(|p| self.connections.contains_key(p))
+    }
+
+    fn handler(&self, peer: PeerId) -> Handler {
         Handler {
             keep_alive: self.members.contains(&peer),
         }
@@ -74,33 +86,45 @@ impl NetworkBehaviour for KeepAlive {
 
     fn handle_established_inbound_connection(
         &mut self,
-        id: ConnectionId,
+        _: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer, id))
+        Ok(self.handler(peer))
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        id: ConnectionId,
+        _: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer, id))
+        Ok(self.handler(peer))
     }
 
+    /// Connections are counted once established, after every behaviour
+    /// of the swarm accepted them (one may still refuse a connection whose
+    /// handler this behaviour made).
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        if let FromSwarm::ConnectionClosed(closed) = event {
-            if let Some(ids) = self.connections.get_mut(&closed.peer_id) {
-                ids.retain(|id| *id != closed.connection_id);
-                if ids.is_empty() {
-                    self.connections.remove(&closed.peer_id);
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.connections
+                    .entry(e.peer_id)
+                    .or_default()
+                    .push(e.connection_id);
+            }
+            FromSwarm::ConnectionClosed(closed) => {
+                if let Some(ids) = self.connections.get_mut(&closed.peer_id) {
+                    ids.retain(|id| *id != closed.connection_id);
+                    if ids.is_empty() {
+                        self.connections.remove(&closed.peer_id);
+                    }
                 }
             }
+            _ => {}
         }
     }
 
