@@ -1,0 +1,261 @@
+//! `dispatch-device`: a Dispatch device on Linux, over a tap device.
+//!
+//! It runs what a board runs (embassy-executor, embassy-net, the
+//! `dispatch-embassy` runner and handle), with embassy-net-tuntap in place
+//! of an Ethernet driver: it registers a `sensor` instance, answers calls to
+//! it, prints every join and leave it hears, and calls the owner of
+//! `file.png` among the instances of `--call` (default `uploader`) when one
+//! joins.
+//!
+//! ```text
+//! ip tuntap add name tap0 mode tap && ip addr add 192.168.69.100/24 dev tap0 && ip link set tap0 up
+//! dispatch-device --tap tap0 --address 192.168.69.1/24 --seed 192.168.69.100:7000 --name board-1
+//! ```
+//!
+//! Its lines on stdout, one per event, are what the CI test reads.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::exit;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dispatch_embassy::dispatch_core::keyring::{Key, Keyring};
+use dispatch_embassy::{Config, Dispatch, Handle, Runner, ServiceEvent};
+use embassy_executor::Spawner;
+use embassy_net::udp::{PacketMetadata, UdpSocket};
+use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_net_tuntap::TunTapDevice;
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use static_cell::StaticCell;
+
+type Node = Dispatch<NoopRawMutex>;
+type NodeRunner = Runner<'static, NoopRawMutex, UdpSocket<'static>, 16, 8, 8>;
+type NodeHandle = Handle<'static, NoopRawMutex, 16, 8, 8>;
+
+/// The command line.
+struct Args {
+    tap: String,
+    address: Ipv4Cidr,
+    port: u16,
+    seeds: Vec<SocketAddr>,
+    name: String,
+    sensor: String,
+    call: String,
+    heartbeat: Duration,
+    down_after: Duration,
+    key: Option<[u8; 32]>,
+}
+
+const USAGE: &str = "usage: dispatch-device [--tap NAME] [--address IPV4/PREFIX] [--port N] \
+[--seed IP:PORT]... [--name NAME] [--sensor ID] [--call TYPE] [--heartbeat-ms N] [--down-ms N] \
+[--key HEX64]";
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut a = Args {
+            tap: "tap0".into(),
+            address: Ipv4Cidr::new(Ipv4Addr::new(192, 168, 69, 1), 24),
+            port: 7000,
+            seeds: Vec::new(),
+            name: "board-1".into(),
+            sensor: "s1".into(),
+            call: "uploader".into(),
+            heartbeat: Duration::from_secs(1),
+            down_after: Duration::from_secs(10),
+            key: None,
+        };
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
+            match flag.as_str() {
+                "--tap" => a.tap = value()?,
+                "--address" => a.address = parse_cidr(&value()?)?,
+                "--port" => a.port = parse(&flag, &value()?)?,
+                "--seed" => a.seeds.push(parse(&flag, &value()?)?),
+                "--name" => a.name = value()?,
+                "--sensor" => a.sensor = value()?,
+                "--call" => a.call = value()?,
+                "--heartbeat-ms" => a.heartbeat = Duration::from_millis(parse(&flag, &value()?)?),
+                "--down-ms" => a.down_after = Duration::from_millis(parse(&flag, &value()?)?),
+                "--key" => a.key = Some(parse_key(&value()?)?),
+                "--help" | "-h" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            }
+        }
+        Ok(a)
+    }
+}
+
+fn parse<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse().map_err(|e| format!("{flag} {v:?}: {e}\n{USAGE}"))
+}
+
+fn parse_cidr(v: &str) -> Result<Ipv4Cidr, String> {
+    let bad = || format!("--address {v:?}: write an IPv4 address and prefix, e.g. 192.168.69.1/24");
+    let (ip, prefix) = v.split_once('/').ok_or_else(bad)?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+    Ok(Ipv4Cidr::new(ip, prefix))
+}
+
+fn parse_key(v: &str) -> Result<[u8; 32], String> {
+    let bad = || {
+        format!(
+            "--key: write the cluster key as 64 hex digits (got {} characters)",
+            v.len()
+        )
+    };
+    if v.len() != 64 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("dispatch-device: {message}");
+    exit(2)
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn dispatch_task(runner: NodeRunner) {
+    runner.run().await
+}
+
+/// Answers every call to this device's sensor with its id and the caller's
+/// payload.
+#[embassy_executor::task]
+async fn answer_task(handle: NodeHandle) -> ! {
+    loop {
+        let request = handle.next_request().await;
+        let mut reply = format!("{} read for ", request.service_id).into_bytes();
+        reply.extend_from_slice(&request.payload);
+        match handle.reply(&request.id, &reply) {
+            Ok(()) => println!(
+                "answered {} from {}",
+                request.service_id,
+                request.id.caller().name
+            ),
+            // A cast has nothing to reply.
+            Err(e) => println!(
+                "request from {} not answered: {e}",
+                request.id.caller().name
+            ),
+        }
+    }
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let args = Args::parse(std::env::args().skip(1)).unwrap_or_else(|e| fail(&e));
+    let device = TunTapDevice::new(&args.tap).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot open tap device {}: {e} (create it with `ip tuntap add name {} mode tap`; opening it needs CAP_NET_ADMIN)",
+            args.tap, args.tap
+        ))
+    });
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: args.address,
+        gateway: None,
+        dns_servers: Default::default(),
+    });
+    static NET: StaticCell<StackResources<4>> = StaticCell::new();
+    let (stack, net_runner) = embassy_net::new(
+        device,
+        net_config,
+        NET.init(StackResources::new()),
+        getrandom::u64().unwrap_or(1),
+    );
+    spawner.spawn(net_task(net_runner).unwrap_or_else(|e| fail(&format!("{e:?}"))));
+
+    static RX_META: StaticCell<[PacketMetadata; 16]> = StaticCell::new();
+    static RX: StaticCell<[u8; 8192]> = StaticCell::new();
+    static TX_META: StaticCell<[PacketMetadata; 16]> = StaticCell::new();
+    static TX: StaticCell<[u8; 4096]> = StaticCell::new();
+    let mut socket = UdpSocket::new(
+        stack,
+        RX_META.init([PacketMetadata::EMPTY; 16]),
+        RX.init([0; 8192]),
+        TX_META.init([PacketMetadata::EMPTY; 16]),
+        TX.init([0; 4096]),
+    );
+    if let Err(e) = socket.bind(args.port) {
+        fail(&format!("cannot bind UDP port {}: {e:?}", args.port));
+    }
+
+    let mut config = Config::small();
+    config.seed = getrandom::u64().unwrap_or(2);
+    config.heartbeat_period = args.heartbeat;
+    config.down_after = args.down_after;
+    config.keyring = args
+        .key
+        .map(|k| Keyring::new(Key::new(1, k).unwrap_or_else(|e| fail(&format!("--key: {e}")))));
+    // Grows with every start, as peers require; a board reads it from its
+    // real-time clock or a boot counter in flash.
+    let incarnation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64);
+    static DISPATCH: StaticCell<Node> = StaticCell::new();
+    let dispatch = DISPATCH.init(
+        Dispatch::new(&args.name, incarnation, config).unwrap_or_else(|e| fail(&e.to_string())),
+    );
+    spawner.spawn(
+        dispatch_task(dispatch.runner(socket, &args.seeds))
+            .unwrap_or_else(|e| fail(&format!("{e:?}"))),
+    );
+    let handle = dispatch.handle();
+    if let Err(e) = handle.add_service("sensor", &args.sensor, b"") {
+        fail(&format!("cannot register sensor/{}: {e}", args.sensor));
+    }
+    println!(
+        "registered sensor/{} on {} (incarnation {incarnation}) at {}:{}",
+        args.sensor,
+        args.name,
+        args.address.address(),
+        args.port
+    );
+    spawner.spawn(answer_task(handle).unwrap_or_else(|e| fail(&format!("{e:?}"))));
+
+    loop {
+        match handle.next_event().await {
+            ServiceEvent::Joined(s) => {
+                println!("joined {}/{} on {} {:?}", s.ty, s.id, s.node.name, s.state);
+                if *s.ty == *args.call {
+                    call_owner(handle, &args).await;
+                }
+            }
+            ServiceEvent::Left(s) => println!("left {}/{} on {}", s.ty, s.id, s.node.name),
+            ServiceEvent::Lagged(n) => println!("lagged {n}"),
+        }
+    }
+}
+
+/// Calls the owner of `file.png` among the instances of `--call`.
+async fn call_owner(handle: NodeHandle, args: &Args) {
+    let Ok(owner) = handle.find_service(&args.call, b"file.png") else {
+        return;
+    };
+    let payload = format!("file.png from {}", args.name);
+    match handle
+        .call(&args.call, b"file.png", payload.as_bytes(), None)
+        .await
+    {
+        Ok(reply) => println!(
+            "called {}/{} on {}: {}",
+            owner.ty,
+            owner.id,
+            owner.node.name,
+            String::from_utf8_lossy(&reply)
+        ),
+        Err(e) => println!("call to {}/{} failed: {e}", owner.ty, owner.id),
+    }
+}
