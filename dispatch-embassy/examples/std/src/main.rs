@@ -12,7 +12,9 @@
 //! dispatch-device --tap tap0 --address 192.168.69.1/24 --seed 192.168.69.100:7000 --name board-1
 //! ```
 //!
-//! Its lines on stdout, one per event, are what the CI test reads.
+//! Its lines on stdout, one per event, are what the CI test reads; after
+//! each it prints the peak heap in use since the node was created, above
+//! what the process held before (the node, its runner and these prints).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::exit;
@@ -25,7 +27,13 @@ use embassy_net::udp::{PacketMetadata, UdpSocket};
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use peak_alloc::PeakAlloc;
 use static_cell::StaticCell;
+
+/// Counts the heap, so that the device can print the peak its node used
+/// (the footprint report sizes the boards' heaps from it).
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
 
 type Node = Dispatch<NoopRawMutex>;
 type NodeRunner = Runner<'static, NoopRawMutex, UdpSocket<'static>, 16, 8, 8>;
@@ -204,6 +212,9 @@ async fn main(spawner: Spawner) {
     let incarnation = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64);
+    // What the process held before the node: not the node's.
+    HEAP.reset_peak_usage();
+    let heap_before = HEAP.current_usage();
     static DISPATCH: StaticCell<Node> = StaticCell::new();
     let dispatch = DISPATCH.init(
         Dispatch::new(&args.name, incarnation, config).unwrap_or_else(|e| fail(&e.to_string())),
@@ -236,6 +247,10 @@ async fn main(spawner: Spawner) {
             ServiceEvent::Left(s) => println!("left {}/{} on {}", s.ty, s.id, s.node.name),
             ServiceEvent::Lagged(n) => println!("lagged {n}"),
         }
+        println!(
+            "heap peak {} B since the node started",
+            HEAP.peak_usage().saturating_sub(heap_before)
+        );
     }
 }
 

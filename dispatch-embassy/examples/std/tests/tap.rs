@@ -103,6 +103,8 @@ fn a_device_on_a_tap_joins_dispatch_std_servers_and_restarts_without_zombies() {
 struct Device {
     child: tokio::process::Child,
     lines: mpsc::UnboundedReceiver<String>,
+    /// The highest heap peak it printed.
+    heap_peak: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Device {
@@ -120,14 +122,27 @@ impl Device {
             .expect("dispatch-device starts");
         let stdout = child.stdout.take().expect("its stdout");
         let (tx, lines) = mpsc::unbounded_channel();
+        let heap_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let peak = Arc::clone(&heap_peak);
         tokio::spawn(async move {
             let mut reader = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 eprintln!("device: {line}");
+                if let Some(n) = line
+                    .strip_prefix("heap peak ")
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                {
+                    peak.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                }
                 let _ = tx.send(line);
             }
         });
-        Device { child, lines }
+        Device {
+            child,
+            lines,
+            heap_peak,
+        }
     }
 
     /// Waits for a line starting with `prefix`.
@@ -235,6 +250,11 @@ fn inside() {
             uploads.lock().await.as_slice(),
             [b"file.png from board-1".to_vec()]
         );
+
+        // What the footprint report reads.
+        let peak = device.heap_peak.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(peak > 0, "the device printed its heap peak");
+        println!("device heap peak: {peak} B (joined 2 servers, heard their uploader and its own sensor, answered a call, made one)");
 
         // Killed, it leaves both servers within the down period.
         device.child.kill().await.expect("the device is killed");
