@@ -16,6 +16,8 @@
 //! each it prints the peak heap in use since the node was created, above
 //! what the process held before (the node, its runner and these prints).
 
+mod std_udp;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::exit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,11 +39,22 @@ static HEAP: PeakAlloc = PeakAlloc;
 
 type Node = Dispatch<NoopRawMutex>;
 type NodeRunner = Runner<'static, NoopRawMutex, UdpSocket<'static>, 16, 8, 8>;
+type LoopbackRunner = Runner<'static, NoopRawMutex, std_udp::StdUdp, 16, 8, 8>;
 type NodeHandle = Handle<'static, NoopRawMutex, 16, 8, 8>;
+
+/// Where the device's datagrams go.
+enum Device {
+    /// embassy-net over the tap device, at this address.
+    Tap(UdpSocket<'static>, SocketAddr),
+    /// The host's UDP stack, bound here.
+    Loopback(std_udp::StdUdp, SocketAddr),
+}
 
 /// The command line.
 struct Args {
     tap: String,
+    /// Use the host's UDP stack at this address instead of a tap device.
+    udp: Option<SocketAddr>,
     address: Ipv4Cidr,
     port: u16,
     seeds: Vec<SocketAddr>,
@@ -51,16 +64,20 @@ struct Args {
     heartbeat: Duration,
     down_after: Duration,
     key: Option<[u8; 32]>,
+    /// List `--call` instances but never call them.
+    no_calls: bool,
 }
 
-const USAGE: &str = "usage: dispatch-device [--tap NAME] [--address IPV4/PREFIX] [--port N] \
+const USAGE: &str =
+    "usage: dispatch-device [--tap NAME | --udp IP:PORT] [--address IPV4/PREFIX] [--port N] \
 [--seed IP:PORT]... [--name NAME] [--sensor ID] [--call TYPE] [--heartbeat-ms N] [--down-ms N] \
-[--key HEX64]";
+[--key HEX64] [--no-calls]";
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut a = Args {
             tap: "tap0".into(),
+            udp: None,
             address: Ipv4Cidr::new(Ipv4Addr::new(192, 168, 69, 1), 24),
             port: 7000,
             seeds: Vec::new(),
@@ -70,11 +87,13 @@ impl Args {
             heartbeat: Duration::from_secs(1),
             down_after: Duration::from_secs(10),
             key: None,
+            no_calls: false,
         };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or(format!("{flag} needs a value\n{USAGE}"));
             match flag.as_str() {
                 "--tap" => a.tap = value()?,
+                "--udp" => a.udp = Some(parse(&flag, &value()?)?),
                 "--address" => a.address = parse_cidr(&value()?)?,
                 "--port" => a.port = parse(&flag, &value()?)?,
                 "--seed" => a.seeds.push(parse(&flag, &value()?)?),
@@ -84,6 +103,7 @@ impl Args {
                 "--heartbeat-ms" => a.heartbeat = Duration::from_millis(parse(&flag, &value()?)?),
                 "--down-ms" => a.down_after = Duration::from_millis(parse(&flag, &value()?)?),
                 "--key" => a.key = Some(parse_key(&value()?)?),
+                "--no-calls" => a.no_calls = true,
                 "--help" | "-h" => return Err(USAGE.into()),
                 other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
@@ -139,6 +159,30 @@ async fn dispatch_task(runner: NodeRunner) {
     runner.run().await
 }
 
+#[embassy_executor::task]
+async fn loopback_task(runner: LoopbackRunner) {
+    runner.run().await
+}
+
+/// Twice a second, prints how many instances of `ty` the node knows and
+/// the heap peak, when either changed (events may lag; this does not).
+#[embassy_executor::task]
+async fn heap_task(handle: NodeHandle, ty: String, before: usize) -> ! {
+    let mut printed = (0, 0);
+    loop {
+        embassy_time::Timer::after_millis(500).await;
+        let now = (
+            handle.services(&ty).len(),
+            HEAP.peak_usage().saturating_sub(before),
+        );
+        if now != printed {
+            println!("known {ty} {}", now.0);
+            println!("heap peak {} B since the node started", now.1);
+            printed = now;
+        }
+    }
+}
+
 /// Answers every call to this device's sensor with its id and the caller's
 /// payload.
 #[embassy_executor::task]
@@ -165,6 +209,106 @@ async fn answer_task(handle: NodeHandle) -> ! {
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
     let args = Args::parse(std::env::args().skip(1)).unwrap_or_else(|e| fail(&e));
+    // Made before the heap is counted: the host's reactor is not the node's.
+    let socket = match args.udp {
+        Some(addr) => {
+            let socket = std_udp::StdUdp::bind(addr)
+                .unwrap_or_else(|e| fail(&format!("cannot bind {addr}: {e}")));
+            let bound = socket.local_addr().unwrap_or(addr);
+            Device::Loopback(socket, bound)
+        }
+        None => Device::Tap(
+            tap_socket(spawner, &args),
+            SocketAddr::from((args.address.address(), args.port)),
+        ),
+    };
+
+    let mut config = Config::small();
+    config.seed = getrandom::u64().unwrap_or(2);
+    config.heartbeat_period = args.heartbeat;
+    config.down_after = args.down_after;
+    config.keyring = args
+        .key
+        .map(|k| Keyring::new(Key::new(1, k).unwrap_or_else(|e| fail(&format!("--key: {e}")))));
+    // Grows with every start, as peers require; a board reads it from its
+    // real-time clock or a boot counter in flash.
+    let incarnation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64);
+    // What the process held before the node: not the node's.
+    HEAP.reset_peak_usage();
+    let heap_before = HEAP.current_usage();
+    static DISPATCH: StaticCell<Node> = StaticCell::new();
+    let dispatch = DISPATCH.init(
+        Dispatch::new(&args.name, incarnation, config).unwrap_or_else(|e| fail(&e.to_string())),
+    );
+    let (spawned, bound) = match socket {
+        Device::Tap(socket, bound) => (
+            dispatch_task(dispatch.runner(socket, &args.seeds)).map(|t| spawner.spawn(t)),
+            bound,
+        ),
+        Device::Loopback(socket, bound) => (
+            loopback_task(dispatch.runner(socket, &args.seeds)).map(|t| spawner.spawn(t)),
+            bound,
+        ),
+    };
+    spawned.unwrap_or_else(|e| fail(&format!("{e:?}")));
+
+    let handle = dispatch.handle();
+    if let Err(e) = handle.add_service("sensor", &args.sensor, b"") {
+        fail(&format!("cannot register sensor/{}: {e}", args.sensor));
+    }
+    println!(
+        "registered sensor/{} on {} (incarnation {incarnation}) at {bound}",
+        args.sensor, args.name
+    );
+    spawner.spawn(answer_task(handle).unwrap_or_else(|e| fail(&format!("{e:?}"))));
+    spawner.spawn(
+        heap_task(handle, args.call.clone(), heap_before)
+            .unwrap_or_else(|e| fail(&format!("{e:?}"))),
+    );
+
+    loop {
+        match handle.next_event().await {
+            ServiceEvent::Joined(s) => {
+                println!("joined {}/{} on {} {:?}", s.ty, s.id, s.node.name, s.state);
+                if *s.ty == *args.call && !args.no_calls {
+                    call_owner(handle, &args).await;
+                }
+            }
+            ServiceEvent::Left(s) => println!("left {}/{} on {}", s.ty, s.id, s.node.name),
+            ServiceEvent::Lagged(n) => println!("lagged {n}"),
+        }
+        println!(
+            "heap peak {} B since the node started",
+            HEAP.peak_usage().saturating_sub(heap_before)
+        );
+    }
+}
+
+/// Calls the owner of `file.png` among the instances of `--call`.
+async fn call_owner(handle: NodeHandle, args: &Args) {
+    let Ok(owner) = handle.find_service(&args.call, b"file.png") else {
+        return;
+    };
+    let payload = format!("file.png from {}", args.name);
+    match handle
+        .call(&args.call, b"file.png", payload.as_bytes(), None)
+        .await
+    {
+        Ok(reply) => println!(
+            "called {}/{} on {}: {}",
+            owner.ty,
+            owner.id,
+            owner.node.name,
+            String::from_utf8_lossy(&reply)
+        ),
+        Err(e) => println!("call to {}/{} failed: {e}", owner.ty, owner.id),
+    }
+}
+
+/// The embassy-net stack over the tap device, and its UDP socket.
+fn tap_socket(spawner: Spawner, args: &Args) -> UdpSocket<'static> {
     let device = TunTapDevice::new(&args.tap).unwrap_or_else(|e| {
         fail(&format!(
             "cannot open tap device {}: {e} (create it with `ip tuntap add name {} mode tap`; opening it needs CAP_NET_ADMIN)",
@@ -199,78 +343,5 @@ async fn main(spawner: Spawner) {
     if let Err(e) = socket.bind(args.port) {
         fail(&format!("cannot bind UDP port {}: {e:?}", args.port));
     }
-
-    let mut config = Config::small();
-    config.seed = getrandom::u64().unwrap_or(2);
-    config.heartbeat_period = args.heartbeat;
-    config.down_after = args.down_after;
-    config.keyring = args
-        .key
-        .map(|k| Keyring::new(Key::new(1, k).unwrap_or_else(|e| fail(&format!("--key: {e}")))));
-    // Grows with every start, as peers require; a board reads it from its
-    // real-time clock or a boot counter in flash.
-    let incarnation = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_micros() as u64);
-    // What the process held before the node: not the node's.
-    HEAP.reset_peak_usage();
-    let heap_before = HEAP.current_usage();
-    static DISPATCH: StaticCell<Node> = StaticCell::new();
-    let dispatch = DISPATCH.init(
-        Dispatch::new(&args.name, incarnation, config).unwrap_or_else(|e| fail(&e.to_string())),
-    );
-    spawner.spawn(
-        dispatch_task(dispatch.runner(socket, &args.seeds))
-            .unwrap_or_else(|e| fail(&format!("{e:?}"))),
-    );
-    let handle = dispatch.handle();
-    if let Err(e) = handle.add_service("sensor", &args.sensor, b"") {
-        fail(&format!("cannot register sensor/{}: {e}", args.sensor));
-    }
-    println!(
-        "registered sensor/{} on {} (incarnation {incarnation}) at {}:{}",
-        args.sensor,
-        args.name,
-        args.address.address(),
-        args.port
-    );
-    spawner.spawn(answer_task(handle).unwrap_or_else(|e| fail(&format!("{e:?}"))));
-
-    loop {
-        match handle.next_event().await {
-            ServiceEvent::Joined(s) => {
-                println!("joined {}/{} on {} {:?}", s.ty, s.id, s.node.name, s.state);
-                if *s.ty == *args.call {
-                    call_owner(handle, &args).await;
-                }
-            }
-            ServiceEvent::Left(s) => println!("left {}/{} on {}", s.ty, s.id, s.node.name),
-            ServiceEvent::Lagged(n) => println!("lagged {n}"),
-        }
-        println!(
-            "heap peak {} B since the node started",
-            HEAP.peak_usage().saturating_sub(heap_before)
-        );
-    }
-}
-
-/// Calls the owner of `file.png` among the instances of `--call`.
-async fn call_owner(handle: NodeHandle, args: &Args) {
-    let Ok(owner) = handle.find_service(&args.call, b"file.png") else {
-        return;
-    };
-    let payload = format!("file.png from {}", args.name);
-    match handle
-        .call(&args.call, b"file.png", payload.as_bytes(), None)
-        .await
-    {
-        Ok(reply) => println!(
-            "called {}/{} on {}: {}",
-            owner.ty,
-            owner.id,
-            owner.node.name,
-            String::from_utf8_lossy(&reply)
-        ),
-        Err(e) => println!("call to {}/{} failed: {e}", owner.ty, owner.id),
-    }
+    socket
 }
