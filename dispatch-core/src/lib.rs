@@ -9,8 +9,9 @@
 //! - [`time`]: the [`Instant`](time::Instant) the driver feeds in.
 //! - [`transmit`]: where a datagram the core wrote goes.
 //! - [`rng`]: the seeded generator behind every random choice.
-//! - [`sim`]: a deterministic simulated network that runs many endpoints in
-//!   virtual time, for tests.
+//! - `sim` (feature `sim`, on by default): a deterministic simulated network
+//!   that runs many endpoints in virtual time, for tests. Firmware leaves it
+//!   out with `default-features = false`.
 //! - [`ring`]: the hash ring that routes a key to the instances of a service
 //!   type.
 //! - [`node`]: the sans-IO node that ties them together, and its protocol,
@@ -71,6 +72,7 @@ pub mod node;
 pub mod presence;
 pub mod ring;
 pub mod rng;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod time;
 pub mod transfer;

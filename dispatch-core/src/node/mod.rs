@@ -1411,32 +1411,3 @@ fn routing(allow_offline: bool) -> Routing {
         Routing::OnlineOnly
     }
 }
-
-impl<A> crate::sim::Endpoint for Node<A>
-where
-    A: Copy + Ord + fmt::Debug + Serialize + DeserializeOwned,
-{
-    type Addr = A;
-    type Event = Event;
-
-    fn handle_datagram(&mut self, now: Instant, from: A, data: &[u8]) {
-        // Refusals are counted in the node's stats; tests read them there.
-        let _ = Node::handle_datagram(self, now, from, data);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        Node::handle_timeout(self, now);
-    }
-
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<A>> {
-        Node::poll_transmit(self, now, buf)
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        Node::poll_event(self)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        Node::poll_timeout(self)
-    }
-}
