@@ -3,7 +3,7 @@
 mod presence_support;
 
 use dispatch_core::presence::{
-    Config, Delta, Extract, MergeError, Meta, Presence, ReplicaId, WireEntry, MAX_CLOCK,
+    Config, Delta, Extract, MergeError, Meta, OpError, Presence, ReplicaId, WireEntry, MAX_CLOCK,
 };
 use presence_support::*;
 
@@ -280,6 +280,57 @@ fn limits_refuse_merges_without_change() {
         Err(MergeError::TooManyReplicas { max: 2 })
     );
     assert_eq!((dump(&r), r.context()), before);
+}
+
+#[test]
+fn the_total_entry_limit_bounds_the_whole_set() {
+    let config_of = |max_entries| Config {
+        max_entries_per_replica: 10,
+        max_entries,
+        ..cfg()
+    };
+    let mut r = Presence::new(ReplicaId::new("r", 1), config_of(3)).unwrap();
+    r.add("own", "o", Meta::online(0, b"")).unwrap();
+    let two = vec![entry("t", "a", 1), entry("t", "b", 2)];
+    r.merge_delta(&delta("p", 1, 0, 2, two, vec![])).unwrap();
+    assert_eq!(
+        r.add("own", "o2", Meta::online(0, b"")),
+        Err(OpError::SetFull { max: 3 })
+    );
+    let before = (dump(&r), r.context());
+    assert_eq!(
+        r.merge_delta(&delta("q", 1, 0, 1, vec![entry("t", "c", 1)], vec![])),
+        Err(MergeError::SetFull { max: 3 })
+    );
+    let mut q = node("q", 1);
+    q.add("t", "c", Meta::online(0, b"")).unwrap();
+    assert_eq!(
+        r.merge_extract(&q.extract(&r.context())),
+        Err(MergeError::SetFull { max: 3 })
+    );
+    // Two sections that each fit, but not together.
+    let mut fresh = Presence::new(ReplicaId::new("r", 1), config_of(3)).unwrap();
+    fresh.add("own", "o", Meta::online(0, b"")).unwrap();
+    let mut s2 = node("s", 1);
+    s2.add("t", "d", Meta::online(0, b"")).unwrap();
+    s2.add("t", "e", Meta::online(0, b"")).unwrap();
+    let mut m = node("m", 1);
+    m.merge_state(&q).unwrap();
+    m.merge_state(&s2).unwrap();
+    let both = m.extract(&fresh.context());
+    assert!(both.replicas.len() >= 2);
+    let before_fresh = (dump(&fresh), fresh.context());
+    assert_eq!(
+        fresh.merge_extract(&both),
+        Err(MergeError::SetFull { max: 3 })
+    );
+    assert_eq!((dump(&fresh), fresh.context()), before_fresh);
+    assert_eq!((dump(&r), r.context()), before);
+    // A restart of p with one entry frees the two of its old incarnation.
+    r.merge_delta(&delta("p", 2, 0, 1, vec![entry("t", "a", 1)], vec![]))
+        .unwrap();
+    r.merge_extract(&q.extract(&r.context())).unwrap();
+    assert_eq!(dump(&r).len(), 3);
 }
 
 #[test]

@@ -124,6 +124,9 @@ fn config() -> Config {
     c.heartbeat_period = StdDuration::from_millis(200);
     c.down_after = StdDuration::from_secs(2);
     c.call_timeout = StdDuration::from_secs(2);
+    // As many calls as the handle's queues hold, so that those fill first.
+    c.max_outgoing_calls = 8;
+    c.max_incoming_calls = 8;
     c
 }
 
@@ -352,12 +355,12 @@ fn calls_past_the_limit_are_busy_unanswered_ones_time_out_and_dropped_ones_free_
 #[test]
 fn setup_refuses_limits_beyond_the_queues_and_other_transports() {
     let _one_at_a_time = CLOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let refused = Dispatch::<NoopRawMutex, 16, 4, 8>::new("a", 1, Config::small()).err();
+    let refused = Dispatch::<NoopRawMutex, 16, 2, 8>::new("a", 1, Config::small()).err();
     assert_eq!(
         refused.map(|e| e.to_string()).as_deref(),
         Some(
-            "Config::max_incoming_calls is 8 but Dispatch's REQUESTS parameter holds 4: \
-             set Config::max_incoming_calls to at most 4, or raise REQUESTS"
+            "Config::max_incoming_calls is 4 but Dispatch's REQUESTS parameter holds 2: \
+             set Config::max_incoming_calls to at most 2, or raise REQUESTS"
         )
     );
     let mut c = Config::small();

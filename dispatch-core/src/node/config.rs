@@ -195,23 +195,33 @@ impl From<presence::ConfigError> for ConfigError {
 }
 
 impl Config {
-    /// Settings for a microcontroller: 512-byte datagrams, 32 peers,
-    /// transfers of at most 16 KiB, two at a time, 64 entries per node with
-    /// names, types and ids of at most 32 bytes; requests and replies of at
-    /// most 4 KiB, eight calls each way at once.
+    /// Settings for a microcontroller whose node lives in a 32 KiB heap:
+    /// 512-byte datagrams; 8 peers; 32 entries in the whole set, the
+    /// device's own included, with names, types and ids of at most 32 bytes
+    /// and 64 bytes of metadata; transfers of at most 8 KiB, two at a time;
+    /// requests and replies of at most 1 KiB, four calls each way at once.
+    ///
+    /// What grows with the cluster is bounded by `presence.max_entries`:
+    /// a cluster holding more instances than that is heard replica by
+    /// replica until the set is full, and the rest is refused and counted
+    /// (`Stats::dropped`), so the heap stays bounded however large the
+    /// cluster grows. Measured on the std device (dispatch-embassy's
+    /// `heap_report`), a node at these limits peaks near 29 KB, calls in
+    /// flight aside.
     pub fn small() -> Self {
         Config {
             mtu: 512,
-            max_peers: 32,
-            max_transfer_bytes: 16 << 10,
+            max_peers: 8,
+            max_transfer_bytes: 8 << 10,
             max_transfers: 2,
             reorder_buffer: 4,
-            max_call_bytes: 4 << 10,
-            max_outgoing_calls: 8,
-            max_incoming_calls: 8,
+            max_call_bytes: 1 << 10,
+            max_outgoing_calls: 4,
+            max_incoming_calls: 4,
             presence: presence::Config {
-                max_entries_per_replica: 64,
-                max_replicas: 33,
+                max_entries_per_replica: 32,
+                max_entries: 32,
+                max_replicas: 9,
                 max_data_len: 64,
                 max_type_len: 32,
                 max_id_len: 32,

@@ -11,6 +11,9 @@ pub const MAX_GENERATIONS: usize = 8;
 pub const MAX_GENERATION_OPS: u32 = 1 << 24;
 /// The largest value accepted for `max_entries_per_replica`.
 pub const MAX_ENTRIES_PER_REPLICA: u32 = 1 << 28;
+/// The largest value accepted for `max_entries`: the most entries one set
+/// can index, over all replicas (2^31 - 1).
+pub const MAX_ENTRIES: u32 = (1 << 31) - 1;
 /// The largest value accepted for `max_replicas`.
 pub const MAX_REPLICAS: u32 = 1 << 15;
 /// The largest clock a replica's entries can have (2^48 - 1): merges refuse
@@ -29,6 +32,11 @@ pub const MAX_LEN: u32 = 1 << 16;
 pub struct Config {
     /// Most entries one replica may hold (default 1,000,000).
     pub max_entries_per_replica: u32,
+    /// Most entries the whole set holds, over all replicas, our own
+    /// included (default [`MAX_ENTRIES`]). This is what bounds the memory of
+    /// a node with a fixed heap: past it, a merge that would add entries is
+    /// refused whole, as past the per-replica limit.
+    pub max_entries: u32,
     /// Most replicas known at once, our own included (default 1024).
     pub max_replicas: u32,
     /// Most bytes of user data in an entry's metadata (default 1024).
@@ -52,6 +60,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_entries_per_replica: 1_000_000,
+            max_entries: MAX_ENTRIES,
             max_replicas: 1024,
             max_data_len: 1024,
             max_type_len: 255,
@@ -72,6 +81,7 @@ impl Config {
                 self.max_entries_per_replica,
                 MAX_ENTRIES_PER_REPLICA,
             ),
+            ("max_entries", self.max_entries, MAX_ENTRIES),
             ("max_replicas", self.max_replicas, MAX_REPLICAS),
             ("max_data_len", self.max_data_len, MAX_LEN),
             ("max_type_len", self.max_type_len, MAX_LEN),

@@ -323,10 +323,34 @@ impl Presence {
         if have - doomed.len() + new.len() > max as usize {
             return Err(MergeError::TooManyEntries { max });
         }
-        if !records_fit(self.live_records(), new.len()) {
-            return Err(MergeError::SetFull { max: MAX_RECORDS });
+        let live = self.live_records() - self.freed_by(target, doomed);
+        if !self.entries_fit(live, new.len()) {
+            return Err(MergeError::SetFull {
+                max: self.entry_cap(),
+            });
         }
         Ok(new.len())
+    }
+
+    /// How many live entries applying data to `target` removes before it
+    /// inserts: the entries `doomed`, or the whole older incarnation it
+    /// replaces.
+    pub(crate) fn freed_by(&self, target: Target, doomed: &[u32]) -> usize {
+        match target {
+            Target::Replace(old) => self.replica(old).entries.len(),
+            Target::Known(..) | Target::New => doomed.len(),
+        }
+    }
+
+    /// The most entries the set may hold: `Config::max_entries`, and never
+    /// more than one set can index.
+    pub(crate) fn entry_cap(&self) -> usize {
+        (self.config.max_entries as usize).min(MAX_RECORDS)
+    }
+
+    /// Whether `new` more entries fit beside `live` ones.
+    pub(crate) fn entries_fit(&self, live: usize, new: usize) -> bool {
+        records_fit(live, new) && live.saturating_add(new) <= self.entry_cap()
     }
 
     /// The slot data for `target` goes to, retiring and registering as needed.

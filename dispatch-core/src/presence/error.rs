@@ -99,8 +99,8 @@ pub enum OpError {
         /// The limit.
         max: u32,
     },
-    /// The whole set already holds the most entries one set can index
-    /// (2^31 - 1, over all replicas), whatever the per-replica limit.
+    /// The whole set already holds `Config::max_entries` entries, over all
+    /// replicas, whatever the per-replica limit.
     SetFull {
         /// The limit.
         max: usize,
@@ -134,7 +134,7 @@ impl fmt::Display for OpError {
             }
             OpError::SetFull { max } => write!(
                 f,
-                "the set already holds {max} entries over all replicas, the most one set can index"
+                "the set already holds its limit of {max} entries over all replicas"
             ),
             OpError::ClockExhausted { max } => write!(
                 f,
@@ -236,8 +236,8 @@ pub enum MergeError {
         /// The limit.
         max: u32,
     },
-    /// The whole set would hold more entries than one set can index
-    /// (2^31 - 1, over all replicas), whatever the per-replica limit.
+    /// The whole set would hold more than `Config::max_entries` entries,
+    /// over all replicas, whatever the per-replica limit.
     SetFull {
         /// The limit.
         max: usize,
@@ -276,7 +276,10 @@ impl fmt::Display for MergeError {
                 write!(f, "clock {clock} lies outside the declared range")
             }
             MergeError::ClockTooLarge { clock, max } => {
-                write!(f, "clock {clock} exceeds the limit of {max} for any replica")
+                write!(
+                    f,
+                    "clock {clock} exceeds the limit of {max} for any replica"
+                )
             }
             MergeError::ClocksNotIncreasing { clock } => write!(f, "clock {clock} is out of order"),
             MergeError::BadPrev { clock } => write!(
@@ -306,7 +309,7 @@ impl fmt::Display for MergeError {
             }
             MergeError::SetFull { max } => write!(
                 f,
-                "the set would hold more than {max} entries over all replicas, the most one set can index"
+                "the set would exceed its limit of {max} entries over all replicas"
             ),
             MergeError::TooManyReplicas { max } => {
                 write!(f, "we would know more than {max} replicas")

@@ -71,6 +71,8 @@ impl Presence {
         }
         let mut plans: Vec<Plan> = Vec::with_capacity(x.replicas.len());
         let (mut stale, mut gaps, mut new_replicas) = (0, 0, 0usize);
+        // Entries the plans add and remove, over every section.
+        let (mut adds, mut frees) = (0usize, 0usize);
         for (n, sec) in x.replicas.iter().enumerate() {
             let target = self.resolve(&sec.replica, false)?;
             if sec.since > sec.clock {
@@ -112,6 +114,8 @@ impl Presence {
             let new = self.check_new(target, &sec.entries, c, &doomed, |p, i| {
                 p.extract_removes(sec, p.record(i).clock(), c)
             })?;
+            adds += new;
+            frees += self.freed_by(target, &doomed);
             plans.push(Plan {
                 section: n,
                 target,
@@ -124,6 +128,11 @@ impl Presence {
         let max = self.config.max_replicas;
         if self.replica_idx.len() + new_replicas > max as usize {
             return Err(MergeError::TooManyReplicas { max });
+        }
+        if !self.entries_fit(self.live_records() - frees, adds) {
+            return Err(MergeError::SetFull {
+                max: self.entry_cap(),
+            });
         }
         self.begin();
         for p in plans {

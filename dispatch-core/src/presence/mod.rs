@@ -48,8 +48,8 @@ mod store;
 mod type_index;
 
 pub use config::{
-    Config, MAX_CLOCK, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS, MAX_LEN,
-    MAX_REPLICAS,
+    Config, MAX_CLOCK, MAX_ENTRIES, MAX_ENTRIES_PER_REPLICA, MAX_GENERATIONS, MAX_GENERATION_OPS,
+    MAX_LEN, MAX_REPLICAS,
 };
 pub use delta::Delta;
 pub use entries::Entries;
@@ -207,9 +207,9 @@ impl Presence {
         if self.replica(ME).entries.len() >= max as usize {
             return Err(OpError::TooManyEntries { max });
         }
-        if !members::records_fit(self.live_records(), 1) {
+        if !self.entries_fit(self.live_records(), 1) {
             return Err(OpError::SetFull {
-                max: members::MAX_RECORDS,
+                max: self.entry_cap(),
             });
         }
         self.check_clock()?;
