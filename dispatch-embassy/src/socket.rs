@@ -1,6 +1,7 @@
 //! The datagram socket the [`Runner`](crate::Runner) drives: an
 //! embassy-net [`UdpSocket`], or any other [`Socket`] (the tests use an
-//! in-memory network).
+//! in-memory network). [`bind`] makes the UDP socket over buffers of a
+//! visible size, [`SocketBuffers`].
 //!
 //! Peers are addressed by [`core::net::SocketAddr`], which is what
 //! `dispatch-std` nodes use over UDP: the addresses the core gossips
@@ -8,8 +9,53 @@
 
 use core::net::SocketAddr;
 
-use embassy_net::udp::{self, UdpSocket};
-use embassy_net::{IpAddress, IpEndpoint};
+use embassy_net::udp::{self, BindError, PacketMetadata, UdpSocket};
+use embassy_net::{IpAddress, IpEndpoint, Stack};
+
+/// The memory of a UDP socket: `PACKETS` datagrams each way, in `RX` bytes
+/// received and `TX` bytes to send. The defaults hold two full-size
+/// datagrams from servers (1472 bytes each) and a burst of the device's own
+/// (512 bytes with `Config::small()`). Give it static storage, for example
+/// `ConstStaticCell::new(SocketBuffers::new())` from `static_cell`, so it
+/// takes no stack.
+pub struct SocketBuffers<const PACKETS: usize = 8, const RX: usize = 4096, const TX: usize = 2048> {
+    rx_meta: [PacketMetadata; PACKETS],
+    rx: [u8; RX],
+    tx_meta: [PacketMetadata; PACKETS],
+    tx: [u8; TX],
+}
+
+impl<const PACKETS: usize, const RX: usize, const TX: usize> SocketBuffers<PACKETS, RX, TX> {
+    /// Empty buffers.
+    pub const fn new() -> Self {
+        SocketBuffers {
+            rx_meta: [PacketMetadata::EMPTY; PACKETS],
+            rx: [0; RX],
+            tx_meta: [PacketMetadata::EMPTY; PACKETS],
+            tx: [0; TX],
+        }
+    }
+}
+
+impl<const PACKETS: usize, const RX: usize, const TX: usize> Default
+    for SocketBuffers<PACKETS, RX, TX>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A UDP socket on `stack` over `buffers`, bound to `port`.
+pub fn bind<'a, const PACKETS: usize, const RX: usize, const TX: usize>(
+    stack: Stack<'a>,
+    buffers: &'a mut SocketBuffers<PACKETS, RX, TX>,
+    port: u16,
+) -> Result<UdpSocket<'a>, BindError> {
+    let b = buffers;
+    let mut socket = UdpSocket::new(stack, &mut b.rx_meta, &mut b.rx, &mut b.tx_meta, &mut b.tx);
+    socket.bind(port)?;
+    Ok(socket)
+}
 
 /// Why a datagram was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

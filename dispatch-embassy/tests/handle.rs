@@ -130,6 +130,20 @@ fn config() -> Config {
     c
 }
 
+/// The runners of `a` at 10.0.0.1 and of `b` at 10.0.0.2, which joins
+/// the cluster through `a`.
+fn run_pair<'a, const EA: usize, const EB: usize>(
+    net: &Rc<Net>,
+    a: &'a Dispatch<NoopRawMutex, EA>,
+    b: &'a Dispatch<NoopRawMutex, EB>,
+) -> impl Future<Output = ((), ())> + 'a {
+    join(
+        a.runner(net.socket("10.0.0.1:7000"), &[]).run(),
+        b.runner(net.socket("10.0.0.2:7000"), &[addr("10.0.0.1:7000")])
+            .run(),
+    )
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("an address")
 }
@@ -139,11 +153,7 @@ fn devices_see_each_others_instances_route_to_them_and_call_them() {
     let net = Rc::new(Net::default());
     let a: Dispatch<NoopRawMutex> = Dispatch::new("a", 1, config()).expect("a node");
     let b: Dispatch<NoopRawMutex> = Dispatch::new("b", 1, config()).expect("a node");
-    let runners = join(
-        a.runner(net.socket("10.0.0.1:7000"), &[]).run(),
-        b.runner(net.socket("10.0.0.2:7000"), &[addr("10.0.0.1:7000")])
-            .run(),
-    );
+    let runners = run_pair(&net, &a, &b);
     let (ha, hb) = (a.handle(), b.handle());
     virtual_time(runners, async {
         ha.add_service("sensor", "s1", b"v1").expect("added");
@@ -270,11 +280,7 @@ fn a_full_event_queue_reports_the_gap_once_and_loses_nothing_after_it() {
     let net = Rc::new(Net::default());
     let a: Dispatch<NoopRawMutex> = Dispatch::new("a", 1, config()).expect("a node");
     let b: Dispatch<NoopRawMutex, 4> = Dispatch::new("b", 1, config()).expect("a node");
-    let runners = join(
-        a.runner(net.socket("10.0.0.1:7000"), &[]).run(),
-        b.runner(net.socket("10.0.0.2:7000"), &[addr("10.0.0.1:7000")])
-            .run(),
-    );
+    let runners = run_pair(&net, &a, &b);
     let (ha, hb) = (a.handle(), b.handle());
     virtual_time(runners, async {
         for i in 0..10 {
@@ -306,11 +312,7 @@ fn calls_past_the_limit_are_busy_unanswered_ones_time_out_and_dropped_ones_free_
     let net = Rc::new(Net::default());
     let a: Dispatch<NoopRawMutex> = Dispatch::new("a", 1, config()).expect("a node");
     let b: Dispatch<NoopRawMutex> = Dispatch::new("b", 1, config()).expect("a node");
-    let runners = join(
-        a.runner(net.socket("10.0.0.1:7000"), &[]).run(),
-        b.runner(net.socket("10.0.0.2:7000"), &[addr("10.0.0.1:7000")])
-            .run(),
-    );
+    let runners = run_pair(&net, &a, &b);
     let (ha, hb) = (a.handle(), b.handle());
     virtual_time(runners, async {
         ha.add_service("sensor", "s1", b"").expect("added");

@@ -23,14 +23,15 @@ use std::process::exit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dispatch_embassy::dispatch_core::keyring::{Key, Keyring};
+use dispatch_embassy::socket::{self, SocketBuffers};
 use dispatch_embassy::{Config, Dispatch, Handle, Runner, ServiceEvent};
 use embassy_executor::Spawner;
-use embassy_net::udp::{PacketMetadata, UdpSocket};
+use embassy_net::udp::UdpSocket;
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use peak_alloc::PeakAlloc;
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 /// Counts the heap, so that the device can print the peak its node used
 /// (the footprint report sizes the boards' heaps from it).
@@ -329,19 +330,9 @@ fn tap_socket(spawner: Spawner, args: &Args) -> UdpSocket<'static> {
     );
     spawner.spawn(net_task(net_runner).unwrap_or_else(|e| fail(&format!("{e:?}"))));
 
-    static RX_META: StaticCell<[PacketMetadata; 16]> = StaticCell::new();
-    static RX: StaticCell<[u8; 8192]> = StaticCell::new();
-    static TX_META: StaticCell<[PacketMetadata; 16]> = StaticCell::new();
-    static TX: StaticCell<[u8; 4096]> = StaticCell::new();
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.init([PacketMetadata::EMPTY; 16]),
-        RX.init([0; 8192]),
-        TX_META.init([PacketMetadata::EMPTY; 16]),
-        TX.init([0; 4096]),
-    );
-    if let Err(e) = socket.bind(args.port) {
-        fail(&format!("cannot bind UDP port {}: {e:?}", args.port));
-    }
-    socket
+    // Twice the boards' buffers: a host has the memory.
+    static BUFFERS: ConstStaticCell<SocketBuffers<16, 8192, 4096>> =
+        ConstStaticCell::new(SocketBuffers::new());
+    socket::bind(stack, BUFFERS.take(), args.port)
+        .unwrap_or_else(|e| fail(&format!("cannot bind UDP port {}: {e:?}", args.port)))
 }
