@@ -1,111 +1,144 @@
-//! The Dispatch application every board example runs, the same on each
-//! board: the node lives in a fixed heap of [`HEAP_BYTES`]; it joins the
-//! cluster through a seed, registers `sensor/s1`, answers every call to it
-//! with a reading, and calls the owner of `reading` among the cluster's
-//! `uploader` instances whenever one joins.
+//! The Dispatch application every device example runs, the same on each
+//! board and on Linux: it registers `sensor/<id>`, answers every call to it
+//! with `"<id> read for <the caller's payload>"`, logs the joins and leaves
+//! it hears, and when an instance of the type it calls (`uploader`) joins,
+//! calls the owner of `file.png` among them and logs the reply.
 //!
-//! A board's `main` gives it what only the board has: the network stack,
-//! the seed of the node's random choices from the board's RNG and an
-//! incarnation that grows with every boot.
-//!
-//! ```ignore
-//! dispatch_embassy_example_sensor::init_heap();
-//! let board = my_board::init(spawner).await;
-//! let socket = my_board::udp_socket(board.stack);
-//! let handle = dispatch_embassy_example_sensor::start(spawner, "board-1", socket, SEED, board.seed, board.incarnation);
-//! dispatch_embassy_example_sensor::call_uploaders(handle).await
-//! ```
+//! What a device has of its own it passes in: its [`Log`] (stdout,
+//! semihosting, or nothing), its [`App`] settings, and for the boards
+//! ([`start`], with the `board` feature) its UDP socket, the seed of the
+//! node's random choices from its RNG and an incarnation that grows with
+//! every boot. With `board`, the node lives in a fixed heap of
+//! [`HEAP_BYTES`].
 #![no_std]
 
-use core::net::SocketAddr;
+extern crate alloc;
 
-use dispatch_embassy::{Config, Dispatch, Handle, Runner, ServiceEvent};
-use embassy_executor::Spawner;
-use embassy_net::udp::UdpSocket;
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embassy_time::Timer;
-use embedded_alloc::LlffHeap as Heap;
-use static_cell::StaticCell;
+use alloc::format;
+use alloc::string::String;
 
-/// The core's heap. A node at the limits of `Config::small()` (32 entries,
-/// 8 peers) peaks near 29 KB in the std example's `heap_report`; the
-/// footprint report prints the peak of the tap scenario.
-pub const HEAP_BYTES: usize = 32 * 1024;
+use dispatch_embassy::{Handle, ServiceEvent};
+use embassy_sync::blocking_mutex::raw::RawMutex;
 
-#[global_allocator]
-static HEAP: Heap = Heap::empty();
+#[cfg(feature = "board")]
+mod board;
+#[cfg(feature = "board")]
+pub use board::*;
 
-/// The node, with the driver's default queues.
-pub type Node = Dispatch<NoopRawMutex>;
-/// Its runner over the board's UDP socket.
-pub type NodeRunner = Runner<'static, NoopRawMutex, UdpSocket<'static>, 16, 8, 8>;
-/// The handle application tasks use.
-pub type NodeHandle = Handle<'static, NoopRawMutex, 16, 8, 8>;
+/// Where the application's lines go: one call a line.
+pub type Log = fn(core::fmt::Arguments<'_>);
 
-/// Gives the allocator its memory. Call it once, first thing in `main`,
-/// before anything allocates.
-pub fn init_heap() {
-    // SAFETY: called once (the macro's static region is taken once), before
-    // anything allocates.
-    #[allow(unsafe_code)]
-    unsafe {
-        embedded_alloc::init!(HEAP, HEAP_BYTES);
+/// A log that drops every line, for boards with no output.
+pub fn no_log(_: core::fmt::Arguments<'_>) {}
+
+/// What the application does.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The node's name, as the cluster lists it.
+    pub name: String,
+    /// The id of the device's `sensor` instance.
+    pub sensor: String,
+    /// The service type it calls when one of its instances joins.
+    pub call: String,
+    /// Whether it makes those calls.
+    pub calls: bool,
+}
+
+impl App {
+    /// `sensor/s1` on `name`, calling `uploader`.
+    pub fn new(name: &str) -> App {
+        App {
+            name: name.into(),
+            sensor: "s1".into(),
+            call: "uploader".into(),
+            calls: true,
+        }
     }
 }
 
-#[embassy_executor::task]
-async fn dispatch_task(runner: NodeRunner) {
-    runner.run().await
-}
-
-/// Answers every call to the sensor with a reading.
-#[embassy_executor::task]
-async fn answer_task(handle: NodeHandle) -> ! {
-    let mut reading: u32 = 0;
+/// Answers every request that reaches the device's instances, for ever.
+pub async fn answer_calls<M: RawMutex, const E: usize, const R: usize, const C: usize>(
+    handle: Handle<'_, M, E, R, C>,
+    log: Log,
+) -> ! {
     loop {
         let request = handle.next_request().await;
-        reading = reading.wrapping_add(1);
-        let _ = handle.reply(&request.id, &reading.to_le_bytes());
+        let mut reply = format!("{} read for ", request.service_id).into_bytes();
+        reply.extend_from_slice(&request.payload);
+        match handle.reply(&request.id, &reply) {
+            Ok(()) => log(format_args!(
+                "answered {} from {}",
+                request.service_id,
+                request.id.caller().name
+            )),
+            // A cast has nothing to reply.
+            Err(e) => log(format_args!(
+                "request from {} not answered: {e}",
+                request.id.caller().name
+            )),
+        }
     }
 }
 
-/// Starts the node `name` on `socket`, joining through `seed`:
-/// spawns its runner and the task that answers calls to `sensor/s1`, and
-/// registers that instance. `rng_seed` comes from the board's RNG and
-/// `incarnation` grows with every boot.
-pub fn start(
-    spawner: Spawner,
-    name: &str,
-    socket: UdpSocket<'static>,
-    seed: SocketAddr,
-    rng_seed: u64,
-    incarnation: u64,
-) -> NodeHandle {
-    let mut config = Config::small();
-    config.seed = rng_seed;
-    static DISPATCH: StaticCell<Node> = StaticCell::new();
-    let Ok(node) = Dispatch::new(name, incarnation, config) else {
-        panic!("Config::small() fits the default queues");
-    };
-    let dispatch = DISPATCH.init(node);
-    spawner.spawn(dispatch_task(dispatch.runner(socket, &[seed])).expect("spawned once"));
-    let handle = dispatch.handle();
-    handle
-        .add_service("sensor", "s1", b"")
-        .expect("room for one instance");
-    spawner.spawn(answer_task(handle).expect("spawned once"));
-    handle
-}
-
-/// Calls the owner of `reading` among the `uploader` instances each time
-/// one joins, for ever.
-pub async fn call_uploaders(handle: NodeHandle) -> ! {
-    loop {
-        if let ServiceEvent::Joined(s) = handle.next_event().await {
-            if &*s.ty == "uploader" {
-                let _ = handle.call("uploader", b"reading", b"s1", None).await;
+/// Logs one event and, for a join of `app.call`, calls the owner of
+/// `file.png` among its instances.
+pub async fn on_event<M: RawMutex, const E: usize, const R: usize, const C: usize>(
+    handle: Handle<'_, M, E, R, C>,
+    app: &App,
+    event: ServiceEvent,
+    log: Log,
+) {
+    match event {
+        ServiceEvent::Joined(s) => {
+            log(format_args!(
+                "joined {}/{} on {} {:?}",
+                s.ty, s.id, s.node.name, s.state
+            ));
+            if *s.ty == *app.call && app.calls {
+                call_owner(handle, app, log).await;
             }
         }
-        Timer::after_millis(10).await;
+        ServiceEvent::Left(s) => log(format_args!("left {}/{} on {}", s.ty, s.id, s.node.name)),
+        ServiceEvent::Lagged(n) => log(format_args!("lagged {n}")),
+    }
+}
+
+/// Handles every event, for ever: [`on_event`] in a loop.
+pub async fn run_events<M: RawMutex, const E: usize, const R: usize, const C: usize>(
+    handle: Handle<'_, M, E, R, C>,
+    app: &App,
+    log: Log,
+) -> ! {
+    loop {
+        let event = handle.next_event().await;
+        on_event(handle, app, event, log).await;
+    }
+}
+
+/// Calls the owner of `file.png` among the instances of `app.call`.
+async fn call_owner<M: RawMutex, const E: usize, const R: usize, const C: usize>(
+    handle: Handle<'_, M, E, R, C>,
+    app: &App,
+    log: Log,
+) {
+    let Ok(owner) = handle.find_service(&app.call, b"file.png") else {
+        return;
+    };
+    let payload = format!("file.png from {}", app.name);
+    match handle
+        .call(&app.call, b"file.png", payload.as_bytes(), None)
+        .await
+    {
+        Ok(reply) => log(format_args!(
+            "called {}/{} on {}: {}",
+            owner.ty,
+            owner.id,
+            owner.node.name,
+            String::from_utf8_lossy(&reply)
+        )),
+        Err(e) => log(format_args!(
+            "call to {}/{} failed: {e}",
+            owner.ty, owner.id
+        )),
     }
 }

@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dispatch_embassy::dispatch_core::keyring::{Key, Keyring};
 use dispatch_embassy::socket::{self, SocketBuffers};
-use dispatch_embassy::{Config, Dispatch, Handle, Runner, ServiceEvent};
+use dispatch_embassy::{Config, Dispatch, Handle, Runner};
+use dispatch_embassy_example_sensor::{self as app, App};
 use embassy_executor::Spawner;
 use embassy_net::udp::UdpSocket;
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
@@ -184,27 +185,15 @@ async fn heap_task(handle: NodeHandle, ty: String, before: usize) -> ! {
     }
 }
 
-/// Answers every call to this device's sensor with its id and the caller's
-/// payload.
+/// Answers every call to this device's sensor (the shared application).
 #[embassy_executor::task]
 async fn answer_task(handle: NodeHandle) -> ! {
-    loop {
-        let request = handle.next_request().await;
-        let mut reply = format!("{} read for ", request.service_id).into_bytes();
-        reply.extend_from_slice(&request.payload);
-        match handle.reply(&request.id, &reply) {
-            Ok(()) => println!(
-                "answered {} from {}",
-                request.service_id,
-                request.id.caller().name
-            ),
-            // A cast has nothing to reply.
-            Err(e) => println!(
-                "request from {} not answered: {e}",
-                request.id.caller().name
-            ),
-        }
-    }
+    app::answer_calls(handle, stdout).await
+}
+
+/// The application's log: a line on standard output.
+fn stdout(line: std::fmt::Arguments<'_>) {
+    println!("{line}");
 }
 
 #[embassy_executor::main]
@@ -269,42 +258,19 @@ async fn main(spawner: Spawner) {
             .unwrap_or_else(|e| fail(&format!("{e:?}"))),
     );
 
+    let me = App {
+        name: args.name.clone(),
+        sensor: args.sensor.clone(),
+        call: args.call.clone(),
+        calls: !args.no_calls,
+    };
     loop {
-        match handle.next_event().await {
-            ServiceEvent::Joined(s) => {
-                println!("joined {}/{} on {} {:?}", s.ty, s.id, s.node.name, s.state);
-                if *s.ty == *args.call && !args.no_calls {
-                    call_owner(handle, &args).await;
-                }
-            }
-            ServiceEvent::Left(s) => println!("left {}/{} on {}", s.ty, s.id, s.node.name),
-            ServiceEvent::Lagged(n) => println!("lagged {n}"),
-        }
+        let event = handle.next_event().await;
+        app::on_event(handle, &me, event, stdout).await;
         println!(
             "heap peak {} B since the node started",
             HEAP.peak_usage().saturating_sub(heap_before)
         );
-    }
-}
-
-/// Calls the owner of `file.png` among the instances of `--call`.
-async fn call_owner(handle: NodeHandle, args: &Args) {
-    let Ok(owner) = handle.find_service(&args.call, b"file.png") else {
-        return;
-    };
-    let payload = format!("file.png from {}", args.name);
-    match handle
-        .call(&args.call, b"file.png", payload.as_bytes(), None)
-        .await
-    {
-        Ok(reply) => println!(
-            "called {}/{} on {}: {}",
-            owner.ty,
-            owner.id,
-            owner.node.name,
-            String::from_utf8_lossy(&reply)
-        ),
-        Err(e) => println!("call to {}/{} failed: {e}", owner.ty, owner.id),
     }
 }
 
