@@ -12,7 +12,10 @@
 //! boot as a boot counter would.
 #![no_std]
 
+extern crate alloc;
+
 pub mod lan9118;
+pub mod settings;
 pub mod systick;
 
 use core::net::Ipv4Addr;
@@ -25,8 +28,8 @@ use static_cell::StaticCell;
 
 pub use cortex_m_semihosting::hprintln as log;
 
-/// The board's address on the network (the tap device the test makes is
-/// 192.168.69.100/24).
+/// The echo's address on the network (the tap device the test makes is
+/// 192.168.69.100/24); the Dispatch firmware takes `address=` instead.
 pub const ADDRESS: Ipv4Cidr = Ipv4Cidr::new(Ipv4Addr::new(192, 168, 69, 1), 24);
 /// The UDP port Dispatch (or the echo) listens on.
 pub const PORT: u16 = 7000;
@@ -57,9 +60,9 @@ fn host_millis() -> u64 {
 }
 
 /// Starts the tick, the Ethernet controller and the network stack at
-/// [`ADDRESS`]; returns once the stack is up. Exits QEMU with a failure
-/// when the controller is not there.
-pub async fn init(spawner: Spawner) -> Board {
+/// `address`; returns once the stack is up. Exits QEMU with a failure when
+/// the controller is not there.
+pub async fn init(spawner: Spawner, address: Ipv4Cidr) -> Board {
     let core = cortex_m::Peripherals::take().expect("taken once");
     systick::init(core.SYST);
     let device = match lan9118::Lan9118::new() {
@@ -80,7 +83,7 @@ pub async fn init(spawner: Spawner) -> Board {
     let millis = host_millis();
     let seed = millis ^ (u64::from(lan9118::free_run()) << 32) ^ 0x9e37_79b9_7f4a_7c15;
     let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
-        address: ADDRESS,
+        address,
         gateway: None,
         dns_servers: Default::default(),
     });
@@ -116,6 +119,11 @@ pub fn udp_socket(stack: Stack<'static>) -> UdpSocket<'static> {
     );
     socket.bind(PORT).expect("the port is free");
     socket
+}
+
+/// A line of the log, for the application.
+pub fn log_line(line: core::fmt::Arguments<'_>) {
+    hprintln!("{}", line);
 }
 
 /// Logs `why` and exits QEMU with a failure status.

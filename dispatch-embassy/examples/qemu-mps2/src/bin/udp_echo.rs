@@ -11,7 +11,9 @@ use embassy_executor::Spawner;
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    let b = board::init(spawner).await;
+    // The board crate allocates (its settings); the echo itself does not.
+    dispatch_embassy_example_sensor::init_heap();
+    let b = board::init(spawner, board::ADDRESS).await;
     let socket = board::udp_socket(b.stack);
     log!("ready {}:{}", board::ADDRESS.address(), board::PORT);
     let mut buf = [0u8; 1472];
