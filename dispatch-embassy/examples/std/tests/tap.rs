@@ -7,190 +7,55 @@
 //! Without the privileges to make a namespace the test says so and passes,
 //! unless `DISPATCH_REQUIRE_NETNS=1` (CI sets it), when it fails.
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use dispatch_std::dispatch_core::keyring::{Key, Keyring};
-use dispatch_std::dispatch_core::node::{Request, Service};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dispatch_std::dispatch_core::node::Request;
 use dispatch_std::dispatch_core::presence::State;
 use dispatch_std::{Registry, Routing, ServiceEvent};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, Mutex};
+use support::*;
+use tokio::sync::Mutex;
 
-/// Set in the copy of this test that runs inside the namespace.
-const INSIDE: &str = "DISPATCH_TEST_NETNS";
 const TEST: &str = "a_device_on_a_tap_joins_dispatch_std_servers_and_restarts_without_zombies";
-const SERVER_IP: &str = "192.168.69.100";
-const DEVICE_CIDR: &str = "192.168.69.1/24";
-const HEARTBEAT: Duration = Duration::from_millis(200);
-const DOWN_AFTER: Duration = Duration::from_secs(2);
-
-/// A network namespace with a tap device `tap0` at `SERVER_IP`/24, removed
-/// when dropped.
-struct Namespace(String);
-
-impl Namespace {
-    fn create() -> Result<Namespace, String> {
-        let name = format!("dispatch-tap-{}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Namespace(name);
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"])?;
-        ip(&["-n", &ns.0, "tuntap", "add", "name", "tap0", "mode", "tap"])?;
-        ip(&[
-            "-n",
-            &ns.0,
-            "addr",
-            "add",
-            &format!("{SERVER_IP}/24"),
-            "dev",
-            "tap0",
-        ])?;
-        ip(&["-n", &ns.0, "link", "set", "tap0", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.0]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
-}
 
 #[test]
 fn a_device_on_a_tap_joins_dispatch_std_servers_and_restarts_without_zombies() {
-    if std::env::var_os(INSIDE).is_some() {
-        return inside();
-    }
-    let ns = match Namespace::create() {
-        Ok(ns) => ns,
-        Err(e) if std::env::var("DISPATCH_REQUIRE_NETNS").as_deref() != Ok("1") => {
-            eprintln!("skipped: cannot make a network namespace ({e}); run as root, or set DISPATCH_REQUIRE_NETNS=1 to fail instead");
-            return;
-        }
-        Err(e) => panic!("cannot make a network namespace: {e}"),
-    };
-    let exe = std::env::current_exe().expect("the test binary");
-    let status = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
-        .arg(exe)
-        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, &ns.0)
-        .status()
-        .expect("ip netns exec");
-    assert!(
-        status.success(),
-        "the test inside the namespace failed: {status}"
-    );
+    in_namespace("tap", TEST, inside);
 }
 
-/// A running `dispatch-device` and the lines it prints.
-struct Device {
-    child: tokio::process::Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// The highest heap peak it printed.
-    heap_peak: Arc<std::sync::atomic::AtomicU64>,
+/// A running `dispatch-device`.
+fn start_device(seed: &str, key: &str) -> Process {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-device"));
+    command
+        .args(["--tap", "tap0", "--address", DEVICE_CIDR, "--port", "7000"])
+        .args([
+            "--seed", seed, "--name", "board-1", "--sensor", "s1", "--key", key,
+        ])
+        .args(["--heartbeat-ms", &HEARTBEAT.as_millis().to_string()])
+        .args(["--down-ms", &DOWN_AFTER.as_millis().to_string()]);
+    Process::spawn(command, "device")
 }
 
-impl Device {
-    fn start(seed: &str, key: &str) -> Device {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatch-device"))
-            .args(["--tap", "tap0", "--address", DEVICE_CIDR, "--port", "7000"])
-            .args([
-                "--seed", seed, "--name", "board-1", "--sensor", "s1", "--key", key,
-            ])
-            .args(["--heartbeat-ms", &HEARTBEAT.as_millis().to_string()])
-            .args(["--down-ms", &DOWN_AFTER.as_millis().to_string()])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("dispatch-device starts");
-        let stdout = child.stdout.take().expect("its stdout");
-        let (tx, lines) = mpsc::unbounded_channel();
-        let heap_peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let peak = Arc::clone(&heap_peak);
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                eprintln!("device: {line}");
-                if let Some(n) = line
-                    .strip_prefix("heap peak ")
-                    .and_then(|rest| rest.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                {
-                    peak.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-                }
-                let _ = tx.send(line);
-            }
-        });
-        Device {
-            child,
-            lines,
-            heap_peak,
-        }
-    }
-
-    /// Waits for a line starting with `prefix`.
-    async fn expect_line(&mut self, prefix: &str, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) if line.starts_with(prefix) => return line,
-                Ok(Some(_)) => {}
-                Ok(None) => panic!("the device exited before printing {prefix:?}"),
-                Err(_) => panic!("the device printed no {prefix:?} within {within:?}"),
-            }
-        }
-    }
-}
-
-/// Waits until `f` holds, or fails naming `what`.
-async fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-fn sensors(r: &Registry) -> Vec<Service> {
-    r.get_services("sensor")
-}
-
-async fn server(name: &str, seed: Option<String>, key: [u8; 32]) -> Registry {
-    let mut b = Registry::builder()
-        .bind(format!("{SERVER_IP}:0"))
-        .name(name)
-        .heartbeat_period(HEARTBEAT)
-        .down_after(DOWN_AFTER)
-        .keyring(Keyring::new(Key::new(1, key).expect("a key")));
-    if let Some(seed) = seed {
-        b = b.seed(seed);
-    }
-    b.start().await.expect("a server starts")
+/// The highest heap peak the device printed.
+fn heap_peak(device: &Process) -> u64 {
+    device
+        .lines()
+        .iter()
+        .filter_map(|line| {
+            line.strip_prefix("heap peak ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn inside() {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async {
-        let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5a);
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let (key, hex) = cluster_key();
         let a = server("server-a", None, key).await;
         let a_addr = a.local_addr().to_string();
         let b = server("server-b", Some(a_addr.clone()), key).await;
@@ -210,7 +75,7 @@ fn inside() {
         let mut events = a.subscribe("sensor");
 
         // The device joins: both servers list its sensor, online, on its node.
-        let mut device = Device::start(&a_addr, &hex);
+        let mut device = start_device(&a_addr, &hex);
         device
             .expect_line("registered sensor/s1 on board-1", Duration::from_secs(10))
             .await;
@@ -252,7 +117,7 @@ fn inside() {
         );
 
         // What the footprint report reads.
-        let peak = device.heap_peak.load(std::sync::atomic::Ordering::Relaxed);
+        let peak = heap_peak(&device);
         assert!(peak > 0, "the device printed its heap peak");
         println!("device heap peak: {peak} B (joined 2 servers, heard their uploader and its own sensor, answered a call, made one)");
 
@@ -269,7 +134,7 @@ fn inside() {
         );
 
         // Restarted, it is back once, in a newer incarnation.
-        let mut device = Device::start(&a_addr, &hex);
+        let mut device = start_device(&a_addr, &hex);
         device
             .expect_line("registered sensor/s1 on board-1", Duration::from_secs(10))
             .await;
