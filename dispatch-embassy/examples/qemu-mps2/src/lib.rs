@@ -21,10 +21,11 @@ pub mod systick;
 use core::net::Ipv4Addr;
 
 use cortex_m_semihosting::{debug, hprintln};
+use dispatch_embassy::socket::{self, SocketBuffers};
 use embassy_executor::Spawner;
-use embassy_net::udp::{PacketMetadata, UdpSocket};
+use embassy_net::udp::UdpSocket;
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 pub use cortex_m_semihosting::hprintln as log;
 
@@ -98,27 +99,11 @@ pub async fn init(spawner: Spawner, address: Ipv4Cidr) -> Board {
     }
 }
 
-/// Datagrams each way the socket holds, and its buffers' bytes.
-const SOCKET_PACKETS: usize = 8;
-const SOCKET_RX_BYTES: usize = 4096;
-const SOCKET_TX_BYTES: usize = 2048;
-
-/// The UDP socket both firmwares use, bound to [`PORT`]: its receive buffer
-/// holds two full-size datagrams from servers (1472 bytes each).
+/// The UDP socket both firmwares use, bound to [`PORT`], over the driver's
+/// default buffers (two full-size datagrams from servers) in static memory.
 pub fn udp_socket(stack: Stack<'static>) -> UdpSocket<'static> {
-    static RX_META: StaticCell<[PacketMetadata; SOCKET_PACKETS]> = StaticCell::new();
-    static RX: StaticCell<[u8; SOCKET_RX_BYTES]> = StaticCell::new();
-    static TX_META: StaticCell<[PacketMetadata; SOCKET_PACKETS]> = StaticCell::new();
-    static TX: StaticCell<[u8; SOCKET_TX_BYTES]> = StaticCell::new();
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.init([PacketMetadata::EMPTY; SOCKET_PACKETS]),
-        RX.init([0; SOCKET_RX_BYTES]),
-        TX_META.init([PacketMetadata::EMPTY; SOCKET_PACKETS]),
-        TX.init([0; SOCKET_TX_BYTES]),
-    );
-    socket.bind(PORT).expect("the port is free");
-    socket
+    static BUFFERS: ConstStaticCell<SocketBuffers> = ConstStaticCell::new(SocketBuffers::new());
+    socket::bind(stack, BUFFERS.take(), PORT).expect("the port is free")
 }
 
 /// A line of the log, for the application.

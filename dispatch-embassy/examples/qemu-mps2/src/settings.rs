@@ -18,6 +18,7 @@ use alloc::string::{String, ToString};
 use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
+use dispatch_embassy_example_sensor::parse;
 use embassy_net::Ipv4Cidr;
 
 /// Where the settings come from, for messages.
@@ -97,32 +98,21 @@ impl Settings {
 }
 
 fn parse_cidr(v: &str) -> Result<Ipv4Cidr, String> {
-    let bad = || {
+    let (ip, prefix) = parse::cidr(v).ok_or_else(|| {
         format!(
             "{SOURCE}: address={v}: write an IPv4 address and prefix, e.g. address=192.168.69.1/24"
         )
-    };
-    let (ip, prefix) = v.split_once('/').ok_or_else(bad)?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+    })?;
     Ok(Ipv4Cidr::new(ip, prefix))
 }
 
 fn parse_key(v: &str) -> Result<[u8; 32], String> {
-    let bad = || {
+    parse::key(v).ok_or_else(|| {
         format!(
             "{SOURCE}: key=: write the cluster key as 64 hex digits (got {} characters)",
             v.len()
         )
-    };
-    if v.len() != 64 || !v.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
+    })
 }
 
 fn parse_ms(key: &str, v: &str) -> Result<Duration, String> {

@@ -20,6 +20,8 @@ use alloc::string::String;
 use dispatch_embassy::{Handle, ServiceEvent};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 
+pub mod parse;
+
 #[cfg(feature = "board")]
 mod board;
 #[cfg(feature = "board")]

@@ -122,28 +122,19 @@ where
 }
 
 fn parse_cidr(v: &str) -> Result<Ipv4Cidr, String> {
-    let bad = || format!("--address {v:?}: write an IPv4 address and prefix, e.g. 192.168.69.1/24");
-    let (ip, prefix) = v.split_once('/').ok_or_else(bad)?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+    let (ip, prefix) = app::parse::cidr(v).ok_or_else(|| {
+        format!("--address {v:?}: write an IPv4 address and prefix, e.g. 192.168.69.1/24")
+    })?;
     Ok(Ipv4Cidr::new(ip, prefix))
 }
 
 fn parse_key(v: &str) -> Result<[u8; 32], String> {
-    let bad = || {
+    app::parse::key(v).ok_or_else(|| {
         format!(
             "--key: write the cluster key as 64 hex digits (got {} characters)",
             v.len()
         )
-    };
-    if v.len() != 64 {
-        return Err(bad());
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
+    })
 }
 
 fn fail(message: &str) -> ! {

@@ -19,11 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dispatch_std::dispatch_core::node::Request;
 use dispatch_std::dispatch_core::presence::State;
 use dispatch_std::{Registry, Routing};
 use support::*;
-use tokio::sync::Mutex;
 
 const DEVICE_IP: &str = "192.168.69.1";
 const DEVICE_PORT: u16 = 7000;
@@ -170,22 +168,12 @@ fn the_emulated_board_joins_dispatch_std_servers() {
 
 async fn cluster(elf: PathBuf) {
     let (key, hex) = cluster_key();
-    let a = server("server-a", None, key).await;
-    let a_addr = a.local_addr().to_string();
-    let b = server("server-b", Some(a_addr.clone()), key).await;
-    let uploads = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
-    let seen = Arc::clone(&uploads);
-    a.add_service("uploader", "u1", move |req: Request| {
-        let seen = Arc::clone(&seen);
-        async move {
-            let mut reply = b"stored ".to_vec();
-            reply.extend_from_slice(&req.payload);
-            seen.lock().await.push(req.payload);
-            reply
-        }
-    })
-    .await
-    .expect("u1 added");
+    let Cluster {
+        a,
+        b,
+        a_addr,
+        uploads,
+    } = cluster_with_uploader(key).await;
 
     // The board boots and joins: both servers list its sensor, online.
     let started = Instant::now();

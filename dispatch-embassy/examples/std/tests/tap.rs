@@ -9,14 +9,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use dispatch_std::dispatch_core::node::Request;
 use dispatch_std::dispatch_core::presence::State;
 use dispatch_std::{Registry, Routing, ServiceEvent};
 use support::*;
-use tokio::sync::Mutex;
 
 const TEST: &str = "a_device_on_a_tap_joins_dispatch_std_servers_and_restarts_without_zombies";
 
@@ -56,22 +53,7 @@ fn inside() {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async {
         let (key, hex) = cluster_key();
-        let a = server("server-a", None, key).await;
-        let a_addr = a.local_addr().to_string();
-        let b = server("server-b", Some(a_addr.clone()), key).await;
-        let uploads = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
-        let seen = Arc::clone(&uploads);
-        a.add_service("uploader", "u1", move |req: Request| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let mut reply = b"stored ".to_vec();
-                reply.extend_from_slice(&req.payload);
-                seen.lock().await.push(req.payload);
-                reply
-            }
-        })
-        .await
-        .expect("u1 added");
+        let Cluster { a, b, a_addr, uploads } = cluster_with_uploader(key).await;
         let mut events = a.subscribe("sensor");
 
         // The device joins: both servers list its sensor, online, on its node.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dispatch_std::dispatch_core::keyring::{Key, Keyring};
-use dispatch_std::dispatch_core::node::Service;
+use dispatch_std::dispatch_core::node::{Request, Service};
 use dispatch_std::Registry;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -186,4 +186,39 @@ pub fn cluster_key() -> ([u8; 32], String) {
     let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0x5a);
     let hex = key.iter().map(|b| format!("{b:02x}")).collect();
     (key, hex)
+}
+
+/// Two sealed servers, `b` joined through `a`, and `uploader/u1` on `a`,
+/// which answers `stored <payload>` and keeps every payload in `uploads`.
+pub struct Cluster {
+    pub a: Registry,
+    pub b: Registry,
+    /// Where `a` listens, the device's seed.
+    pub a_addr: String,
+    pub uploads: Arc<tokio::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+pub async fn cluster_with_uploader(key: [u8; 32]) -> Cluster {
+    let a = server("server-a", None, key).await;
+    let a_addr = a.local_addr().to_string();
+    let b = server("server-b", Some(a_addr.clone()), key).await;
+    let uploads = Arc::new(tokio::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let seen = Arc::clone(&uploads);
+    a.add_service("uploader", "u1", move |req: Request| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let mut reply = b"stored ".to_vec();
+            reply.extend_from_slice(&req.payload);
+            seen.lock().await.push(req.payload);
+            reply
+        }
+    })
+    .await
+    .expect("u1 added");
+    Cluster {
+        a,
+        b,
+        a_addr,
+        uploads,
+    }
 }
