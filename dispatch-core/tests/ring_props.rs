@@ -87,6 +87,26 @@ fn build_noisy(set: &[Spec], rng: &mut Rng) -> Ring<u16> {
     r
 }
 
+/// The highest slot routable under `routing`.
+fn highest(r: &Ring<u16>, routing: Routing) -> Option<Slot> {
+    r.members()
+        .filter(|(k, m)| r.holds(k) && (m.online || routing == Routing::AllowOffline))
+        .map(|(_, m)| m.slot)
+        .max()
+}
+
+/// The most keys of `keys` that the highest routable slot's leave (from
+/// `t0` to `t1`) may move between other members: a key is disturbed when one
+/// of its rounds before the one that settles it fell in the gap between the
+/// two, at most `rounds * gap / range` of them (twice that, and ten keys, of
+/// slack for sampling).
+fn top_change_bound(before: &Ring<u16>, routing: Routing, t0: Slot, t1: Slot, keys: u64) -> u64 {
+    let gap = f64::from(t0 - t1 - 1);
+    let range = f64::from(t0 + 1);
+    let rounds = range / before.routable(routing) as f64;
+    (keys as f64 * rounds * gap / range * 2.0) as u64 + 10
+}
+
 fn answers(r: &Ring<u16>, keys: u64) -> Vec<(Option<u16>, Option<u16>, Vec<u16>)> {
     (0..keys)
         .map(|k| {
@@ -94,7 +114,7 @@ fn answers(r: &Ring<u16>, keys: u64) -> Vec<(Option<u16>, Option<u16>, Vec<u16>)
             (
                 r.lookup(&kb, Routing::OnlineOnly).copied(),
                 r.lookup(&kb, Routing::AllowOffline).copied(),
-                r.lookup_n::<4>(&kb, 4, Routing::OnlineOnly)
+                r.lookup_n(&kb, 4, Routing::OnlineOnly)
                     .into_iter()
                     .copied()
                     .collect(),
@@ -130,7 +150,7 @@ fn golden_routes_pin_the_range_hash() {
         .map(|k| *r.lookup(k.as_bytes(), Routing::OnlineOnly).unwrap())
         .collect();
     let top3: Vec<u16> = r
-        .lookup_n::<3>(b"file.png", 3, Routing::OnlineOnly)
+        .lookup_n(b"file.png", 3, Routing::OnlineOnly)
         .into_iter()
         .copied()
         .collect();
@@ -147,7 +167,7 @@ fn sparse_rings_route_through_rounds_and_fallback() {
         let kb = k.to_le_bytes();
         let owner = *r.lookup(&kb, Routing::OnlineOnly).unwrap();
         seen.insert(owner);
-        let two = r.lookup_n::<3>(&kb, 3, Routing::OnlineOnly);
+        let two = r.lookup_n(&kb, 3, Routing::OnlineOnly);
         assert_eq!(two.len(), 2);
         assert_eq!(*two[0], owner);
     }
@@ -164,7 +184,7 @@ fn balance_is_close_to_uniform_when_slots_are_dense() {
     for k in 0..keys {
         let kb = k.to_le_bytes();
         load[*r.lookup(&kb, Routing::OnlineOnly).unwrap() as usize] += 1;
-        for m in r.lookup_n::<3>(&kb, 3, Routing::OnlineOnly) {
+        for m in r.lookup_n(&kb, 3, Routing::OnlineOnly) {
             replica_load[*m as usize] += 1;
         }
     }
@@ -183,6 +203,52 @@ fn balance_is_close_to_uniform_when_slots_are_dense() {
         max3 < mean3 + mean3 / 10 && min3 > mean3 - mean3 / 10,
         "replica load {min3}..{max3}"
     );
+}
+
+/// max/mean of the loads.
+fn max_over_mean(load: &[u32]) -> f64 {
+    let mean = load.iter().map(|&l| f64::from(l)).sum::<f64>() / load.len() as f64;
+    f64::from(*load.iter().max().unwrap()) / mean
+}
+
+#[test]
+fn balance_stays_at_the_random_floor_with_vacant_slots() {
+    // 100 members spread over a range of slots with a share of them vacant;
+    // the floor is the same keys thrown uniformly at random at 100 bins.
+    let keys = 400_000u64;
+    let mut floor_load = vec![0u32; 100];
+    for k in 0..keys {
+        let h = key_hash(&k.to_le_bytes());
+        floor_load[((u128::from(h) * 100) >> 64) as usize] += 1;
+    }
+    let floor = max_over_mean(&floor_load);
+    let mut rng = Rng(7);
+    for vacant_percent in [0u32, 10, 25, 50, 75, 90] {
+        let range = 100 * 100 / (100 - vacant_percent);
+        let mut slots: Vec<Slot> = (0..range).collect();
+        rng.shuffle(&mut slots);
+        slots.truncate(100);
+        if !slots.contains(&(range - 1)) {
+            slots[0] = range - 1;
+        }
+        let r = build(
+            &slots
+                .iter()
+                .map(|&s| (s as u16, s, true))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(r.holes() as u32, range - 100);
+        let mut load = vec![0u32; range as usize];
+        for k in 0..keys {
+            load[*r.lookup(&k.to_le_bytes(), Routing::OnlineOnly).unwrap() as usize] += 1;
+        }
+        let held: Vec<u32> = slots.iter().map(|&s| load[s as usize]).collect();
+        let ratio = max_over_mean(&held);
+        assert!(
+            ratio <= floor + 0.02,
+            "{vacant_percent}% vacant: max/mean {ratio:.3}, random floor {floor:.3}"
+        );
+    }
 }
 
 #[test]
@@ -249,6 +315,10 @@ proptest! {
     /// A leave moves only the leaver's keys, a join moves keys only to the
     /// joiner; replica lists without the changed member do not change. (When
     /// the leaver held a contended slot, its successor joins in its place.)
+    /// The highest routable slot is the exception: it sets the range the
+    /// buckets are drawn in, so its leave also moves the keys whose earlier
+    /// rounds fell in the vacant slots just below it, a share bounded by
+    /// that gap.
     #[test]
     fn changes_move_only_the_changed_members_keys(set in member_set(40, 64), pick in any::<prop::sample::Index>()) {
         let (leaver, slot, _) = set[pick.index(set.len())];
@@ -258,9 +328,19 @@ proptest! {
         let successor = after.holder(slot).filter(|_| before.holds(&leaver)).copied();
         let changed = |m: &u16| *m == leaver || Some(*m) == successor;
         for routing in BOTH {
-            for k in 0..400u64 {
+            let (top_before, top_after) = (highest(&before, routing), highest(&after, routing));
+            let keys = 400u64;
+            let mut extra = 0u64;
+            for k in 0..keys {
                 let kb = k.to_le_bytes();
                 let (old, new) = (before.lookup(&kb, routing), after.lookup(&kb, routing));
+                let (l_old, l_new) = (before.lookup_n(&kb, 3, routing), after.lookup_n(&kb, 3, routing));
+                if top_before != top_after {
+                    if old != new && !old.is_some_and(changed) && !new.is_some_and(changed) {
+                        extra += 1;
+                    }
+                    continue;
+                }
                 // Leave: only the leaver's keys move. Join (after -> before):
                 // keys move only to the joiner.
                 prop_assert!(old == new || old.is_some_and(changed) || new.is_some_and(changed),
@@ -268,12 +348,15 @@ proptest! {
                 if successor.is_none() {
                     prop_assert!(old == new || old == Some(&leaver));
                 }
-                let (l_old, l_new) = (before.lookup_n::<3>(&kb, 3, routing), after.lookup_n::<3>(&kb, 3, routing));
-                let first_change = |l: &heapless::Vec<&u16, 3>| l.iter().position(|m| changed(m));
+                let first_change = |l: &Vec<&u16>| l.iter().position(|m| changed(m));
                 match first_change(&l_old).into_iter().chain(first_change(&l_new)).min() {
                     None => prop_assert_eq!(&l_old, &l_new),
                     Some(p) => prop_assert_eq!(&l_old[..p], &l_new[..p]),
                 }
+            }
+            if let (Some(t0), Some(t1)) = (top_before, top_after) {
+                let bound = top_change_bound(&before, routing, t0, t1, keys);
+                prop_assert!(extra <= bound, "the top slot's leave moved {} other keys of {} (top {} -> {})", extra, keys, t0, t1);
             }
         }
     }
@@ -287,16 +370,27 @@ proptest! {
         let before = build(&set);
         let mut after = before.clone();
         after.set_online(&who, false);
+        let online = Routing::OnlineOnly;
+        let (top_before, top_after) = (highest(&before, online), highest(&after, online));
+        let mut extra = 0u64;
         for k in 0..300u64 {
             let kb = k.to_le_bytes();
-            let old = before.lookup(&kb, Routing::OnlineOnly);
-            let new = after.lookup(&kb, Routing::OnlineOnly);
-            prop_assert!(old == new || old == Some(&who));
+            let old = before.lookup(&kb, online);
+            let new = after.lookup(&kb, online);
+            if top_before == top_after {
+                prop_assert!(old == new || old == Some(&who));
+            } else if old != new && old != Some(&who) {
+                extra += 1;
+            }
             prop_assert!(new != Some(&who));
             prop_assert_eq!(before.lookup(&kb, Routing::AllowOffline), after.lookup(&kb, Routing::AllowOffline));
-            for m in after.lookup_n::<8>(&kb, 8, Routing::OnlineOnly) {
+            for m in after.lookup_n(&kb, 8, Routing::OnlineOnly) {
                 prop_assert!(after.member(m).unwrap().online && after.holds(m));
             }
+        }
+        if let (Some(t0), Some(t1)) = (top_before, top_after) {
+            let bound = top_change_bound(&before, online, t0, t1, 300);
+            prop_assert!(extra <= bound, "taking the top slot offline moved {} other keys (top {} -> {})", extra, t0, t1);
         }
     }
 
@@ -308,7 +402,7 @@ proptest! {
             let routable = r.routable(routing);
             for k in 0..200u64 {
                 let kb = k.to_le_bytes();
-                let list = r.lookup_n::<10>(&kb, n, routing);
+                let list = r.lookup_n(&kb, n, routing);
                 prop_assert_eq!(list.len(), n.min(routable));
                 let distinct: BTreeSet<_> = list.iter().collect();
                 prop_assert_eq!(distinct.len(), list.len());

@@ -1,15 +1,11 @@
 //! The range hash: jump points of jump consistent hashing, generated one
-//! power-of-two interval at a time, and a probe that returns the largest
-//! usable jump point.
+//! power-of-two interval at a time, and the bucket they give a key.
 //!
 //! For a seed, the set `J` of jump points contains 0, and each `j >= 1`
 //! independently with probability `1/(j+1)`. Jump consistent hashing maps a
-//! key to `max(J ∩ [0, c))` for `c` buckets; the probe here returns instead
-//! the largest jump point that is *usable* (a slot held by a routable member
-//! that is not excluded). Because `J` depends only on the seed, never on the
-//! capacity or on which slots are held, the answer is monotone: making one
-//! slot unusable moves only the keys it owned, and making one slot usable
-//! moves keys only to it.
+//! key to `max(J ∩ [0, c))` for `c` buckets ([`bucket`]), uniform over the
+//! buckets; growing `c` moves a key only to the new bucket. The ring draws
+//! one bucket a round, each round from a fresh seed, until one is held.
 //!
 //! `J` is drawn per interval `[2^i, 2^(i+1))`. Bit `i` of the seed says
 //! whether the interval holds any jump point (probability exactly 1/2). If it
@@ -95,7 +91,8 @@ pub(crate) fn seed(hash: u64, replica: u32, round: u32) -> u64 {
 }
 
 /// The largest jump point of `seed` that is at most `max` and `usable`, or
-/// `None` when no jump point (0 included) is usable.
+/// `None` when no jump point (0 included) is usable. [`bucket`] is the
+/// probe with every slot usable.
 ///
 /// Expected cost with every slot of `[0, max]` usable: about two intervals
 /// visited and two draws, whatever `max`.
@@ -129,6 +126,14 @@ pub(crate) fn probe(seed: u64, max: Slot, mut usable: impl FnMut(Slot) -> bool) 
     } else {
         None
     }
+}
+
+/// The jump-hash bucket of `seed` for the slots `[0, max]`: its largest
+/// jump point at most `max`, uniform over those slots.
+#[inline(always)]
+pub(crate) fn bucket(seed: u64, max: Slot) -> Slot {
+    // Slot 0 is always a jump point, so the probe always finds one.
+    probe(seed, max, |_| true).unwrap_or(0)
 }
 
 /// The weight of `slot` for the highest-random-weight fallback of `seed`:

@@ -8,21 +8,26 @@
 //!   and carried in its replicated entry. Concurrent claims of one slot are
 //!   settled by a pure rule, the smallest member key holds ([`Claim`]).
 //! - **Key hash.** [`key_hash`]: XXH64 with seed 0 over the key bytes.
-//! - **Range hash.** A key's jump points `J` (0, and each `j >= 1` with
-//!   probability `1/(j+1)`, as in jump consistent hashing) depend on its hash
-//!   only. The key belongs to the **largest held slot in `J`**. When no point
-//!   of `J` is held, the key draws a fresh `J` (up to 8 rounds), then falls
-//!   back to highest random weight over the held slots.
+//! - **Range hash.** Round `r` of a key draws one jump consistent hashing
+//!   bucket over the slots `0..=m` (`m` the highest held slot) from a seed
+//!   mixed of the key's hash and `r`. The key belongs to the bucket of the
+//!   **first round whose bucket is held**. After 32 rounds (a sparse ring)
+//!   it falls back to highest random weight over the held slots.
 //! - **Replicas.** Replica `i` of [`Ring::lookup_n`] is the owner under the
-//!   jump points of seed `i`, with replicas `0..i` treated as vacant.
+//!   buckets of seed `i`, with replicas `0..i` treated as vacant.
 //!
-//! Because `J` does not depend on which slots are held, the answer is a pure
-//! function of the member set, a leaving holder moves only its own keys, and
-//! a joining holder takes keys only for itself. With slots `0..n` all held
-//! the owner is the jump-hash bucket, uniform over the members; a vacant slot
-//! `h` spreads its share over the slots below it (each gains a factor
-//! `1 + 1/h`), which is why nodes reuse the lowest free slot.
-//!
+//! Because a round's bucket depends on the key and `m` only, never on which
+//! slots are held, the answer is a pure function of the member set, a
+//! leaving holder moves only its own keys, and a joining holder takes keys
+//! only for itself (the highest slot aside: it sets `m`, so its leaving or
+//! joining also moves the few keys whose earlier rounds fell in the vacant
+//! slots beside it). With slots `0..n` all held the owner is the jump-hash
+//! bucket, uniform over the members; a vacant slot's keys draw again, so
+//! they spread evenly over every held slot, and the load stays uniform at
+//! any share of vacant slots. The cost is in the lookup: with a share `v`
+//! of the slots below `m` vacant it takes `1 / (1 - v)` rounds on average,
+//! which is why nodes reuse the lowest free slot.
+
 //! Routing is integer-only and a lookup does not allocate: about two draws
 //! (a splitmix64 mix and a 64x64→128 multiply each) when the slots are dense.
 

@@ -2,18 +2,21 @@
 
 use super::claim::{Claim, Claims};
 use super::hash::key_hash;
-use super::jump::{fallback_weight, probe, seed};
+use super::jump::{bucket, fallback_weight, seed};
 use super::occupancy::Occupancy;
 use super::{Routing, Slot, SlotOutOfRange};
 use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
 
-/// Rounds of fresh jump points a probe tries before the fallback.
+/// Rounds of fresh jump buckets a lookup tries before the fallback.
 ///
-/// A round fails only when slot 0 and every jump point of the round are
-/// unusable, which needs a sparse ring; after this many rounds the owner is
-/// chosen by highest random weight over the usable slots, which is pure and
-/// minimal too.
-const ROUNDS: u32 = 8;
+/// A round fails when its bucket is vacant (or excluded), which happens with
+/// the ring's share of vacant slots `v`; after this many rounds (a share
+/// `v^64` of the keys: none in practice at 50% vacant, 0.1% at 90%) the
+/// owner is chosen by highest random weight over the usable slots, which is
+/// pure and minimal too, but scans every slot.
+const ROUNDS: u32 = 64;
 
 /// The slot limit of [`Ring::new`]: slots `0..DEFAULT_SLOT_LIMIT` may be
 /// claimed.
@@ -34,11 +37,16 @@ pub struct Member {
 /// The routing is a pure function of the member set `{(key, slot, online)}`:
 /// two rings holding the same set answer every lookup identically, whatever
 /// order the members were inserted and removed in. Each slot is held by its
-/// claimant with the smallest key ([`Claim`]); a key goes to the largest held
-/// slot among its jump points (see the [module docs](super)), so
+/// claimant with the smallest key ([`Claim`]); a key goes to the first of
+/// its jump buckets, one a round, that a member holds (see the
+/// [module docs](super)), so
 ///
+/// - the keys of vacant slots spread evenly over the held ones;
 /// - removing (or taking offline) a holder moves only the keys it owned;
-/// - adding (or bringing online) a holder moves keys only to it.
+/// - adding (or bringing online) a holder moves keys only to it (the
+///   highest slot excepted: its removal or arrival changes the range the
+///   buckets are drawn in, which moves the few keys whose earlier rounds
+///   fell in vacant slots next to it).
 ///
 /// Lookups do not allocate and use integer arithmetic only.
 ///
@@ -51,7 +59,7 @@ pub struct Member {
 ///     ring.insert(name, slot, true).expect("slot is below the limit");
 /// }
 /// let owner = ring.lookup(b"file.png", Routing::OnlineOnly).copied();
-/// let replicas = ring.lookup_n::<3>(b"file.png", 3, Routing::OnlineOnly);
+/// let replicas = ring.lookup_n(b"file.png", 3, Routing::OnlineOnly);
 /// assert_eq!(replicas.len(), 3);
 /// assert_eq!(replicas.first().copied().copied(), owner);
 /// ```
@@ -163,17 +171,12 @@ impl<K: Ord + Clone> Ring<K> {
             .and_then(|s| self.claims.holder(s))
     }
 
-    /// Up to `n` distinct members for `key` (capped at `N`), the owner
-    /// first, in a stable order. Fewer only when fewer are routable.
-    pub fn lookup_n<const N: usize>(
-        &self,
-        key: &[u8],
-        n: usize,
-        routing: Routing,
-    ) -> heapless::Vec<&K, N> {
-        let mut slots = [0 as Slot; N];
-        let n = n.min(N);
-        let found = self.lookup_n_slots(key_hash(key), routing, &mut slots[..n]);
+    /// `n` distinct members for `key`, the owner first, in a stable order;
+    /// fewer only when fewer are routable. For a lookup that does not
+    /// allocate, see [`lookup_n_slots`](Self::lookup_n_slots).
+    pub fn lookup_n(&self, key: &[u8], n: usize, routing: Routing) -> Vec<&K> {
+        let mut slots = vec![0 as Slot; n.min(self.routable(routing))];
+        let found = self.lookup_n_slots(key_hash(key), routing, &mut slots);
         slots[..found]
             .iter()
             .filter_map(|&s| self.claims.holder(s))
@@ -185,17 +188,27 @@ impl<K: Ord + Clone> Ring<K> {
     pub fn lookup_slot(&self, hash: u64, routing: Routing) -> Option<Slot> {
         let occ = self.occupancy(routing);
         let max = occ.max()?;
-        probe(seed(hash, 0, 0), max, |s| occ.contains(s))
-            .or_else(|| Self::retry(occ, hash, 0, max, &[]))
+        let first = bucket(seed(hash, 0, 0), max);
+        if occ.contains(first) {
+            return Some(first);
+        }
+        // The rounds of a ring with holes, in line: with a share v of the
+        // slots vacant, a share v of the lookups comes here.
+        for round in 1..ROUNDS {
+            let s = bucket(seed(hash, 0, round), max);
+            if occ.contains(s) {
+                return Some(s);
+            }
+        }
+        Self::fallback(occ, hash, 0, &[])
     }
 
     /// Fills `out` with distinct slots for the key whose [`key_hash`] is
     /// `hash`, the owner first; returns how many it wrote (`out.len()`, or
     /// the number of routable members if smaller).
     ///
-    /// Replica `i` is the owner under an independent set of jump points
-    /// (seeded by `i`), with the slots of replicas `0..i` treated as
-    /// vacant. So each member is in about `n/N` of the lists, and when one
+    /// Replica `i` is the owner under independent jump buckets (seeded by
+    /// `i`), with the slots of replicas `0..i` treated as vacant. So each member is in about `n/N` of the lists, and when one
     /// member leaves or joins, a list changes in the position it held or
     /// takes, and rarely in another.
     #[inline]
@@ -207,10 +220,12 @@ impl<K: Ord + Clone> Ring<K> {
         let n = out.len().min(occ.len() as usize);
         for replica in 0..n {
             let (chosen, rest) = out.split_at_mut(replica);
-            let found = probe(seed(hash, replica as u32, 0), max, |s| {
-                occ.contains(s) && !chosen.contains(&s)
-            })
-            .or_else(|| Self::retry(occ, hash, replica as u32, max, chosen));
+            let first = bucket(seed(hash, replica as u32, 0), max);
+            let found = if occ.contains(first) && !chosen.contains(&first) {
+                Some(first)
+            } else {
+                Self::retry(occ, hash, replica as u32, max, chosen)
+            };
             match found {
                 Some(s) => rest[0] = s,
                 // Unreachable: fewer than `occ.len()` slots are chosen.
@@ -220,20 +235,25 @@ impl<K: Ord + Clone> Ring<K> {
         n
     }
 
-    /// Rounds `1..ROUNDS` of `replica`, then the highest-random-weight
-    /// fallback over the usable slots: the rare path of a sparse ring.
-    #[cold]
-    #[inline(never)]
+    /// Rounds `1..ROUNDS` of `replica`, each a fresh jump bucket, then
+    /// the fallback.
     fn retry(occ: &Occupancy, hash: u64, replica: u32, max: Slot, chosen: &[Slot]) -> Option<Slot> {
         let usable = |s: Slot| occ.contains(s) && !chosen.contains(&s);
         (1..ROUNDS)
-            .find_map(|round| probe(seed(hash, replica, round), max, usable))
-            .or_else(|| {
-                let fb = seed(hash, replica, ROUNDS);
-                occ.iter()
-                    .filter(|s| !chosen.contains(s))
-                    .max_by_key(|&s| fallback_weight(fb, s))
-            })
+            .map(|round| bucket(seed(hash, replica, round), max))
+            .find(|&s| usable(s))
+            .or_else(|| Self::fallback(occ, hash, replica, chosen))
+    }
+
+    /// Highest random weight over the usable slots: the rare path of a
+    /// sparse ring, after every round found its bucket vacant.
+    #[cold]
+    #[inline(never)]
+    fn fallback(occ: &Occupancy, hash: u64, replica: u32, chosen: &[Slot]) -> Option<Slot> {
+        let fb = seed(hash, replica, ROUNDS);
+        occ.iter()
+            .filter(|s| !chosen.contains(s))
+            .max_by_key(|&s| fallback_weight(fb, s))
     }
 
     /// The lowest slot that no member claims, where this node should register
@@ -296,12 +316,10 @@ impl<K: Ord + Clone> Ring<K> {
 
     /// Vacant slots below the highest held one.
     ///
-    /// Balance and lookup cost depend on it: a vacant slot's keys go to the
-    /// slots below it, so with holes low slots carry more than their share
-    /// (measured at 1000 members: max/mean 1.1 with no hole, 2.6 with 20%
-    /// of the slots vacant, 11 with half). Registering on the lowest free
-    /// slot fills holes first; a node may also re-register its member on the
-    /// highest slot onto the lowest hole.
+    /// Lookup cost depends on it: a key whose bucket is vacant draws again,
+    /// so a lookup takes `capacity / (capacity - holes)` rounds on average
+    /// (balance does not: the keys of vacant slots spread evenly).
+    /// Registering on the lowest free slot fills holes first.
     pub fn holes(&self) -> usize {
         self.capacity() as usize - self.held.len() as usize
     }

@@ -2,6 +2,7 @@
 
 use super::{Claim, Member, Ring, Routing, Slot, SlotOutOfRange, DEFAULT_SLOT_LIMIT};
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 /// The rings of every service type `T`, with members keyed by `K`.
 ///
@@ -84,13 +85,7 @@ impl<T: Ord, K: Ord + Clone> Rings<T, K> {
     }
 
     /// [`Ring::lookup_n`] in the ring of `ty` (empty for an unknown type).
-    pub fn lookup_n<const N: usize>(
-        &self,
-        ty: &T,
-        key: &[u8],
-        n: usize,
-        routing: Routing,
-    ) -> heapless::Vec<&K, N> {
+    pub fn lookup_n(&self, ty: &T, key: &[u8], n: usize, routing: Routing) -> Vec<&K> {
         self.rings
             .get(ty)
             .map(|r| r.lookup_n(key, n, routing))
@@ -130,7 +125,7 @@ mod tests {
         assert!(rings.ring(&"up").is_none());
         assert_eq!(rings.lookup(&"down", b"x", Routing::OnlineOnly), Some(&2));
         assert!(rings
-            .lookup_n::<2>(&"up", b"x", 2, Routing::OnlineOnly)
+            .lookup_n(&"up", b"x", 2, Routing::OnlineOnly)
             .is_empty());
     }
 }
