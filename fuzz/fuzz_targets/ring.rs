@@ -25,6 +25,14 @@ struct Input {
 
 const BOTH: [Routing; 2] = [Routing::OnlineOnly, Routing::AllowOffline];
 
+/// The highest slot routable under `routing`.
+fn highest(r: &Ring<u8>, routing: Routing) -> Option<u32> {
+    r.members()
+        .filter(|(k, m)| r.holds(k) && (m.online || routing == Routing::AllowOffline))
+        .map(|(_, m)| m.slot)
+        .max()
+}
+
 fn answers(r: &Ring<u8>, keys: &[[u8; 4]]) -> Vec<(Option<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     for k in keys {
@@ -108,12 +116,18 @@ fuzz_target!(|input: Input| {
 
     // Minimal disruption: a leave moves only the leaver's keys (or hands
     // them to the contender that takes its slot). Read backwards, the same
-    // pair of rings checks that a join moves keys only to the joiner.
+    // pair of rings checks that a join moves keys only to the joiner. The
+    // highest routable slot is the exception (it sets the range buckets are
+    // drawn in; ring_props bounds what else it moves), so a leave that
+    // changes it is not checked here.
     for &(leaver, slot, _) in set.iter().take(4) {
         let mut after = ring.clone();
         after.remove(&leaver);
         let successor = after.holder(slot).filter(|_| ring.holds(&leaver)).copied();
         for routing in BOTH {
+            if highest(&ring, routing) != highest(&after, routing) {
+                continue;
+            }
             for k in &keys {
                 let (old, new) = (ring.lookup(k, routing), after.lookup(k, routing));
                 assert!(
