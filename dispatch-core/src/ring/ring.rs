@@ -208,9 +208,10 @@ impl<K: Ord + Clone> Ring<K> {
     /// the number of routable members if smaller).
     ///
     /// Replica `i` is the owner under independent jump buckets (seeded by
-    /// `i`), with the slots of replicas `0..i` treated as vacant. So each member is in about `n/N` of the lists, and when one
-    /// member leaves or joins, a list changes in the position it held or
-    /// takes, and rarely in another.
+    /// `i`), with the slots of replicas `0..i` treated as vacant. So each
+    /// member is in about `n/N` of the lists, and when one member leaves or
+    /// joins, a list changes in the position it held or takes, and rarely in
+    /// another.
     #[inline]
     pub fn lookup_n_slots(&self, hash: u64, routing: Routing, out: &mut [Slot]) -> usize {
         let occ = self.occupancy(routing);
